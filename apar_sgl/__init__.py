@@ -1,0 +1,11 @@
+"""apar-sgl: parallel decoding inside one answer, on SGLang.
+
+`import apar_sgl as apar` stays light: SGLang and torch load only when an engine starts.
+"""
+
+from __future__ import annotations
+
+from apar_sgl.engine import Engine
+from apar_sgl.models import DEFAULT_MODEL
+
+__all__ = ["DEFAULT_MODEL", "Engine"]

@@ -1,0 +1,78 @@
+"""apar-sgl's own server settings, in SGLang's ServerArgs style.
+
+One frozen dataclass of `apar_`-prefixed fields; defaults live only here. It reaches the
+scheduler processes as `server_args._apar`: SGLang pickles ServerArgs with its underscore
+bookkeeping attributes into every subprocess (see ServerArgs.__reduce__ in 0.5.23).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+
+from apar_sgl.tree import CHILD_TOKEN, FORK_TOKEN
+
+
+@dataclass(frozen=True, slots=True)
+class AparArgs:
+    apar_fork_token: str = FORK_TOKEN
+    apar_child_token: str = CHILD_TOKEN
+    apar_mode: str = "auto"
+    apar_max_branches: int = 16
+    apar_max_depth: int = 2
+    apar_max_concurrent_children: int = 8
+
+    HELP = {
+        "apar_fork_token": "Control token the model emits to fork a child branch.",
+        "apar_child_token": "Control token forced at the start of each child branch.",
+        "apar_mode": "APAR forking: auto (on when the tokenizer has both control tokens), "
+        "on (fail at start if it does not), off.",
+        "apar_max_branches": "Most child branches per request; later forks are suppressed "
+        "and the model continues serially.",
+        "apar_max_depth": "Deepest nesting of forks (1: only the root forks).",
+        "apar_max_concurrent_children": "Most children of one request decoding at once; "
+        "more forks are suppressed while that many run.",
+    }
+
+    def __post_init__(self) -> None:
+        if self.apar_mode not in ("auto", "on", "off"):
+            raise ValueError(f"apar_mode must be auto, on or off; got {self.apar_mode!r}")
+        if self.apar_fork_token == self.apar_child_token:
+            raise ValueError("apar_fork_token and apar_child_token must differ")
+        for name in ("apar_max_branches", "apar_max_depth", "apar_max_concurrent_children"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")
+
+    @staticmethod
+    def add_cli_args(parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("apar-sgl")
+        for field in dataclasses.fields(AparArgs):
+            group.add_argument(
+                "--" + field.name.replace("_", "-"),
+                type=type(field.default),
+                default=field.default,
+                help=AparArgs.HELP[field.name],
+            )
+
+    @classmethod
+    def from_cli_args(cls, args: argparse.Namespace) -> AparArgs:
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+    @classmethod
+    def pop_from_kwargs(cls, kwargs: dict) -> AparArgs:
+        """Take the apar_* keys out of Engine-style keyword arguments."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: kwargs.pop(k) for k in list(kwargs) if k in names})
+
+
+def apar_args_of(server_args) -> AparArgs:
+    """The AparArgs a launcher attached to SGLang's ServerArgs, or the defaults."""
+    return getattr(server_args, "_apar", None) or AparArgs()
+
+
+def attach(server_args, apar_args: AparArgs) -> None:
+    import msgspec
+
+    # ServerArgs seals its fields; underscore bookkeeping attributes are allowed and pickled.
+    msgspec.Struct.__setattr__(server_args, "_apar", apar_args)

@@ -1,0 +1,26 @@
+"""Environment variables apar-sgl reads, declared once and typed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+PlatformMode = Literal["auto", "cpu", "off"]
+
+
+def platform_mode() -> PlatformMode:
+    """APAR_PLATFORM: `auto` (CPU platform only when no CUDA device), `cpu` (force), `off`."""
+    value = os.environ.get("APAR_PLATFORM", "auto").strip().lower()
+    if value not in ("auto", "cpu", "off"):
+        raise ValueError(f"APAR_PLATFORM must be one of auto, cpu, off; got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def cache_dir() -> Path:
+    """APAR_CACHE_DIR, else $XDG_CACHE_HOME/apar-sgl, else ~/.cache/apar-sgl."""
+    explicit = os.environ.get("APAR_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg).expanduser() / "apar-sgl"

@@ -1,0 +1,1 @@
+"""APAR training data: answer-to-fork-tree conversion and the prompts that elicit answers."""

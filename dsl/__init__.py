@@ -1,0 +1,1 @@
+"""Python DSL for parallel decoding inside one answer."""

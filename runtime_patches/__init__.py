@@ -1,0 +1,72 @@
+"""Code that runs inside SGLang's processes: the CPU platform and every hook apar-sgl installs.
+
+`register()` is the `sglang.srt.plugins` entry point SGLang calls in each of its processes.
+All hooks live in `HOOKS`, one table; `check_hooks_applied()` fails loudly if SGLang did not
+apply one (SGLang itself only logs a failed hook and carries on).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import NamedTuple
+
+logger = logging.getLogger(__name__)
+
+
+class Hook(NamedTuple):
+    target: str
+    kind: str  # a sglang HookType name: BEFORE, AFTER, AROUND, REPLACE
+    fn: Callable
+    cpu_only: bool
+
+
+def _hook_table() -> list[Hook]:
+    from apar_sgl.runtime_patches import cpu_hooks
+
+    hooks = [
+        Hook(_target(fn), "AROUND", fn, cpu_only=True)
+        for fn in (
+            cpu_hooks.skip_kv_copy_warmup,
+            cpu_hooks.assign_req_to_token_pool,
+            cpu_hooks.verify_tree_greedy,
+            cpu_hooks.fill_front_out_cache_loc,
+            cpu_hooks.fill_accept_out_cache_loc,
+            cpu_hooks.fill_bonus_tokens,
+            cpu_hooks.torch_native_forward_extend,
+        )
+    ]
+    return hooks
+
+
+def _target(fn: Callable) -> str:
+    """A hook's target is the first line of its docstring."""
+    return fn.__doc__.strip().splitlines()[0]
+
+
+def active_hooks() -> list[Hook]:
+    """The hooks this process needs: the CPU ones only when our CPU platform is active."""
+    from apar_sgl.runtime_patches.platform import cpu_platform_wanted
+
+    on_cpu = cpu_platform_wanted()
+    return [hook for hook in _hook_table() if on_cpu or not hook.cpu_only]
+
+
+def register() -> None:
+    """Entry point `sglang.srt.plugins`: register every active hook with SGLang's registry."""
+    from sglang.srt.plugins.hook_registry import HookRegistry, HookType
+
+    for hook in active_hooks():
+        HookRegistry.register(hook.target, hook.fn, HookType[hook.kind])
+
+
+def check_hooks_applied() -> None:
+    """Raise if SGLang failed to apply any of our hooks (it only logs such failures)."""
+    from sglang.srt.plugins.hook_registry import HookRegistry
+
+    missing = [hook.target for hook in active_hooks() if hook.target not in HookRegistry._patched]
+    if missing:
+        raise RuntimeError(
+            "apar-sgl could not hook these SGLang functions (SGLang version changed?): "
+            + ", ".join(missing)
+        )

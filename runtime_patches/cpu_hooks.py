@@ -1,0 +1,76 @@
+"""Hook bodies that route SGLang's Triton/CUDA-only helpers to `cpu_ops` on our CPU platform.
+
+Each function's docstring starts with the dotted path of the SGLang 0.5.23 target it wraps.
+"""
+
+from __future__ import annotations
+
+from apar_sgl.runtime_patches import cpu_ops
+
+
+def skip_kv_copy_warmup(original, self):
+    """sglang.srt.mem_cache.memory_pool.MHATokenToKVPool._init_kv_copy_and_warmup
+
+    The warm-up launches a Triton kernel; with no config SGLang uses its torch KV mover.
+    """
+    self._kv_copy_config = None
+
+
+def assign_req_to_token_pool(original, *args, **kwargs):
+    """sglang.srt.mem_cache.allocation.assign_req_to_token_pool_func"""
+    return cpu_ops.assign_req_to_token_pool(*args, **kwargs)
+
+
+def verify_tree_greedy(original, *args, **kwargs):
+    """sglang.kernels.ops.speculative.spec_tree.verify_tree_greedy_func"""
+    return cpu_ops.verify_tree_greedy(*args, **kwargs)
+
+
+def fill_front_out_cache_loc(original, *args, **kwargs):
+    """sglang.kernels.ops.speculative.cache_locs.fill_front_out_cache_loc_func"""
+    return cpu_ops.fill_front_out_cache_loc(*args, **kwargs)
+
+
+def fill_accept_out_cache_loc(original, *args, **kwargs):
+    """sglang.kernels.ops.speculative.eagle.fill_accept_out_cache_loc_func"""
+    return cpu_ops.fill_accept_out_cache_loc(*args, **kwargs)
+
+
+def fill_bonus_tokens(original, *args, **kwargs):
+    """sglang.kernels.ops.speculative.eagle.fill_bonus_tokens_func"""
+    return cpu_ops.fill_bonus_tokens(*args, **kwargs)
+
+
+def torch_native_forward_extend(original, self, q, k, v, layer, forward_batch, save_kv_cache=True):
+    """sglang.srt.layers.attention.torch_native_backend.TorchNativeAttnBackend.forward_extend
+
+    Adds the target-verify (tree mask) mode the torch_native backend lacks.
+    """
+    if not forward_batch.forward_mode.is_target_verify():
+        return original(self, q, k, v, layer, forward_batch, save_kv_cache)
+    from sglang.srt.mem_cache.memory_pool import KVWriteLoc
+
+    if save_kv_cache and k is not None and v is not None:
+        self.token_to_kv_pool.set_kv_buffer(
+            layer, KVWriteLoc(forward_batch.out_cache_loc, self.swa_out_cache_loc), k, v
+        )
+    spec = forward_batch.spec_info
+    n = spec.draft_token_num
+    mask = spec.custom_mask.reshape(-1).bool()
+    kv_lens = forward_batch.seq_lens
+    if int((n * (kv_lens + n)).sum()) == mask.numel():
+        kv_lens = kv_lens + n  # seq_lens counted the prefix only
+    return cpu_ops.target_verify_attention(
+        q,
+        self.token_to_kv_pool.get_key_buffer(layer.layer_id),
+        self.token_to_kv_pool.get_value_buffer(layer.layer_id),
+        self.req_to_token_pool.req_to_token,
+        forward_batch.req_pool_indices,
+        kv_lens,
+        mask,
+        n,
+        layer.tp_q_head_num,
+        layer.qk_head_dim,
+        layer.v_head_dim,
+        layer.scaling,
+    )

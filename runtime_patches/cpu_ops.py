@@ -1,0 +1,155 @@
+"""Pure-torch stand-ins for the Triton/CUDA helpers SGLang calls on its decode and verify path.
+
+Each function has the signature of the SGLang function it replaces on CPU (see the hook table
+in `runtime_patches/__init__.py`) and is tested against a per-request reference loop.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _ragged_positions(
+    rows: torch.Tensor, start: torch.Tensor, end: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column indices of every cell in the ragged ranges [start_i, end_i) of row_i."""
+    lengths = (end - start).long()
+    row_index = torch.repeat_interleave(rows.long(), lengths)
+    offsets = torch.cumsum(lengths, 0) - lengths
+    within = torch.arange(int(lengths.sum()), device=rows.device) - torch.repeat_interleave(
+        offsets, lengths
+    )
+    return row_index, torch.repeat_interleave(start.long(), lengths) + within
+
+
+def assign_req_to_token_pool(
+    req_pool_indices, req_to_token, start_offset, end_offset, out_cache_loc, batch_size
+) -> None:
+    """req_to_token[r_i, start_i:end_i] = the next (end_i - start_i) entries of out_cache_loc."""
+    n = batch_size
+    rows, cols = _ragged_positions(req_pool_indices[:n], start_offset[:n], end_offset[:n])
+    req_to_token[rows, cols] = out_cache_loc[: rows.numel()].to(req_to_token.dtype)
+
+
+def speculative_cache_locs(
+    req_pool_indices, req_to_token, start_offset, end_offset, batch_size, draft_token_num, device
+) -> torch.Tensor:
+    """The KV slots of req_to_token[r_i, start_i:end_i], concatenated over the batch."""
+    n = batch_size
+    rows, cols = _ragged_positions(req_pool_indices[:n], start_offset[:n], end_offset[:n])
+    return req_to_token[rows, cols].to(torch.int64)
+
+
+def fill_front_out_cache_loc(num_front, out_cache_loc, front_out_cache_loc) -> None:
+    """Keep the first num_front[i] slots of each request's equal-width window."""
+    batch = num_front.numel()
+    window = out_cache_loc.view(batch, -1)
+    keep = torch.arange(window.shape[1], device=window.device)[None, :] < num_front[:, None]
+    flat = window[keep]
+    front_out_cache_loc[: flat.numel()] = flat.to(front_out_cache_loc.dtype)
+
+
+def fill_accept_out_cache_loc(accept_index, out_cache_loc, accept_out_cache_loc, size) -> None:
+    """The KV slots of the accepted draft positions (accept_index == -1 marks padding)."""
+    index = accept_index.reshape(-1)[:size]
+    values = out_cache_loc[index[index != -1].long()]
+    accept_out_cache_loc[: values.numel()] = values.to(accept_out_cache_loc.dtype)
+
+
+def fill_bonus_tokens(accept_tokens, accept_lens, bonus_tokens, accept_stride, batch_size) -> None:
+    """Each request's last accepted token: accept_tokens[i * stride + accept_lens[i] - 1]."""
+    index = (
+        torch.arange(batch_size, device=accept_lens.device) * accept_stride
+        + accept_lens[:batch_size].long()
+        - 1
+    )
+    bonus_tokens[:batch_size] = accept_tokens.reshape(-1)[index].to(bonus_tokens.dtype)
+
+
+def verify_tree_greedy(
+    predicts,
+    accept_index,
+    accept_token_num,
+    candidates,
+    retrieve_index,
+    retrieve_next_token,
+    retrieve_next_sibling,
+    target_predict,
+    topk: int = -1,
+):
+    """Walk each draft tree from its root, accepting children that equal the target's argmax.
+
+    Mirrors sgl_kernel's verify_tree_greedy: predicts[last accepted] gets the bonus token.
+    """
+    batch, _ = candidates.shape
+    max_steps = accept_index.shape[1]
+    cand = candidates.tolist()
+    index = retrieve_index.tolist()
+    next_token = retrieve_next_token.tolist()
+    next_sibling = retrieve_next_sibling.tolist()
+    target = target_predict.reshape(-1).tolist()
+    flat_predicts = predicts.view(-1)
+    for b in range(batch):
+        last = index[b][0]
+        accept_index[b, 0] = last
+        accepted = 0
+        node = 0
+        for _ in range(1, max_steps):
+            node = next_token[b][node]
+            wanted = target[last]
+            while node != -1 and cand[b][node] != wanted:
+                node = next_sibling[b][node]
+            if node == -1:
+                break
+            flat_predicts[last] = wanted
+            accepted += 1
+            last = index[b][node]
+            accept_index[b, accepted] = last
+        accept_token_num[b] = accepted
+        flat_predicts[last] = target[last]
+    return predicts, accept_index, accept_token_num
+
+
+def target_verify_attention(
+    q,
+    k_cache,
+    v_cache,
+    req_to_token,
+    req_pool_indices,
+    kv_lens,
+    mask,
+    draft_token_num,
+    num_heads,
+    head_dim,
+    v_head_dim,
+    scaling,
+):
+    """Tree-masked attention of each request's draft tokens over its whole KV (prefix + drafts).
+
+    kv_lens[i] counts the request's KV including its draft tokens; `mask` is SGLang's flat
+    custom mask, draft_token_num x kv_lens[i] booleans per request, request after request.
+    """
+    n = draft_token_num
+    queries = q.view(-1, num_heads, head_dim)
+    out = q.new_empty((queries.shape[0], num_heads * v_head_dim))
+    out_view = out.view(-1, num_heads, v_head_dim)
+    offset = 0
+    lens = kv_lens.tolist()
+    rows = req_pool_indices.tolist()
+    for i, total in enumerate(lens):
+        slots = req_to_token[rows[i], :total].long()
+        keys = k_cache[slots].transpose(0, 1)
+        values = v_cache[slots].transpose(0, 1)
+        allowed = mask[offset : offset + n * total].view(n, total)
+        offset += n * total
+        query = queries[i * n : (i + 1) * n].transpose(0, 1)
+        attended = torch.nn.functional.scaled_dot_product_attention(
+            query.unsqueeze(0),
+            keys.unsqueeze(0),
+            values.unsqueeze(0),
+            attn_mask=allowed,
+            scale=scaling,
+            enable_gqa=num_heads != keys.shape[0],
+        )
+        out_view[i * n : (i + 1) * n] = attended.squeeze(0).transpose(0, 1)
+    return out
