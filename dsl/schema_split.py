@@ -218,7 +218,8 @@ class _Splitter:
         self.root = root
         self.sequential = sequential
         self.fields = fields
-        self.matched: set[tuple[str, ...]] = set()
+        self.matched_sequential: set[tuple[str, ...]] = set()
+        self.matched_fields: set[tuple[str, ...]] = set()
         self.branches: list[FieldBranch] = []
 
     def split_root(self) -> _Obj:
@@ -229,8 +230,12 @@ class _Splitter:
             )
         ancestors = frozenset({id(self.root)} | {id(t) for _, t in targets})
         layout = self._split_object(schema, (), "", ancestors, self._is_sequential(schema, (), ""))
-        for label, selectors in (("sequential", self.sequential), ("fields", self.fields or set())):
-            unmatched = sorted(selectors - self.matched)
+        checks = (
+            ("sequential", self.sequential - self.matched_sequential),
+            ("fields", (self.fields or set()) - self.matched_fields),
+        )
+        for label, unmatched_set in checks:
+            unmatched = sorted(unmatched_set)
             if unmatched:
                 raise SchemaSplitError(
                     f"{label} path {'.'.join(unmatched[0])!r} matches no property"
@@ -397,7 +402,7 @@ class _Splitter:
         if not isinstance(flag, bool):
             raise _fail(where, f"{SEQUENTIAL_KEY!r} must be a boolean")
         if _key(path) in self.sequential:
-            self.matched.add(_key(path))
+            self.matched_sequential.add(_key(path))
             return True
         return flag
 
@@ -406,7 +411,7 @@ class _Splitter:
             return True
         key = _key(path)
         if key in self.fields:
-            self.matched.add(key)
+            self.matched_fields.add(key)
         return any(key[: len(s)] == s or s[: len(key)] == key for s in self.fields)
 
 

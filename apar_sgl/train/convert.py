@@ -84,6 +84,8 @@ class Conversion:
 
 
 class Rejected(NamedTuple):
+    """An answer left out of the training data, and why."""
+
     reason: SkipReason
 
 

@@ -63,7 +63,7 @@ _CHOICES = (
     "living without a car in a big city",
     "buying a used phone",
     "joining a gym instead of exercising at home",
-    "growing your own herbs",
+    "growing herbs at home",
     "learning to code through a bootcamp",
     "installing solar panels on a house",
     "traveling solo",

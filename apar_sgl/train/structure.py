@@ -169,11 +169,12 @@ def _head_end(rest: str, max_chars: int) -> int | None:
 
 
 def _sentence_end(text: str, max_chars: int) -> int | None:
+    """End of the first sentence starting before ``max_chars``, skipping abbreviations."""
     for match in _SENTENCE_END.finditer(text):
         if match.start() >= max_chars:
             return None
-        word = text[: match.start()].rsplit(None, 1)[-1] if text[: match.start()].strip() else ""
-        word = word.lstrip("*_\"'(").lower()
+        words = text[: match.start()].split()
+        word = words[-1].lstrip("*_\"'(").lower() if words else ""
         if len(word) > 1 and word not in _ABBREVIATIONS:
             return match.end()
     return None

@@ -6,10 +6,6 @@ from typing import Any
 
 import jsonschema
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from pydantic import BaseModel, Field
-
 from apar_sgl.dsl.schema_split import (
     AssembleError,
     FieldBranch,
@@ -20,6 +16,9 @@ from apar_sgl.dsl.schema_split import (
     split_schema,
     validate,
 )
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import BaseModel, Field
 
 SEQ = {"apar_sequential": True}
 

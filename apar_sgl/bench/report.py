@@ -1,0 +1,108 @@
+"""Summaries of benchmark runs: one row per (mode, concurrency), ratios against `ar`."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+from importlib import metadata
+from typing import Any, NamedTuple
+
+from apar_sgl.bench.runner import ModeRun
+
+
+class SummaryRow(NamedTuple):
+    mode: str
+    concurrency: int
+    answers: int
+    wall_s: float
+    output_tokens: int
+    tokens_per_s: float
+    steps_per_answer: float
+    tokens_per_step: float
+    accept_length: float | None
+    identical_to_ar: float | None
+    speedup_vs_ar: float | None
+
+
+def summarize(runs: list[ModeRun]) -> list[SummaryRow]:
+    """Per-run metrics; identity and speed-up compare with the `ar` run at the same concurrency."""
+    reference = {run.concurrency: run for run in runs if run.mode == "ar"}
+    rows = []
+    for run in runs:
+        tokens = sum(r.output_tokens for r in run.results)
+        steps = sum(r.decode_steps for r in run.results)
+        accepts = [r.accept_length for r in run.results if r.accept_length is not None]
+        ref = reference.get(run.concurrency)
+        identical = speedup = None
+        if ref is not None:
+            ref_text = {r.question_id: r.text for r in ref.results}
+            same = [r.text == ref_text.get(r.question_id) for r in run.results]
+            identical = sum(same) / len(same) if same else None
+            ref_rate = sum(r.output_tokens for r in ref.results) / ref.wall_s
+            speedup = (tokens / run.wall_s) / ref_rate if ref_rate else None
+        rows.append(
+            SummaryRow(
+                mode=run.mode,
+                concurrency=run.concurrency,
+                answers=len(run.results),
+                wall_s=round(run.wall_s, 2),
+                output_tokens=tokens,
+                tokens_per_s=round(tokens / run.wall_s, 2),
+                steps_per_answer=round(steps / max(1, len(run.results)), 2),
+                tokens_per_step=round(tokens / max(1, steps), 3),
+                accept_length=round(statistics.mean(accepts), 3) if accepts else None,
+                identical_to_ar=identical,
+                speedup_vs_ar=round(speedup, 3) if speedup is not None else None,
+            )
+        )
+    return rows
+
+
+def environment(model: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """Hardware, software and workload facts recorded beside the numbers."""
+    import os
+
+    versions = {}
+    for dist in ("sglang", "torch", "transformers", "apar-sgl"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return {
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "model": model,
+        "versions": versions,
+        **extra,
+    }
+
+
+def markdown(rows: list[SummaryRow], env: dict[str, Any]) -> str:
+    header = (
+        "| mode | conc | answers | wall s | out tok | tok/s | steps/answer | tok/step "
+        "| accept len | identical to ar | tok/s vs ar |\n|" + "---|" * 11
+    )
+    lines = [header]
+    for r in rows:
+        cells = [
+            r.mode,
+            r.concurrency,
+            r.answers,
+            r.wall_s,
+            r.output_tokens,
+            r.tokens_per_s,
+            r.steps_per_answer,
+            r.tokens_per_step,
+            _fmt(r.accept_length),
+            _fmt(None if r.identical_to_ar is None else f"{r.identical_to_ar:.0%}"),
+            _fmt(None if r.speedup_vs_ar is None else f"{r.speedup_vs_ar:.2f}x"),
+        ]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    facts = ", ".join(f"{k}={v}" for k, v in env.items())
+    return "\n".join(lines) + f"\n\n{facts}\n"
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else str(value)

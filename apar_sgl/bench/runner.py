@@ -1,0 +1,78 @@
+"""Run one benchmark mode: start its engine, send the prompts at a fixed concurrency."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from tqdm import tqdm
+
+from apar_sgl.bench.modes import Mode
+
+
+@dataclass(slots=True)
+class RequestResult:
+    mode: str
+    concurrency: int
+    question_id: int
+    text: str
+    output_tokens: int
+    decode_steps: int
+    accept_length: float | None
+    latency_s: float
+    apar: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class ModeRun:
+    mode: str
+    concurrency: int
+    wall_s: float
+    results: list[RequestResult]
+
+
+def decode_steps(meta: dict[str, Any]) -> int:
+    """Sequential forward passes this answer took after prefill."""
+    if meta.get("apar"):
+        return int(meta["apar"]["critical_path_steps"])
+    if meta.get("spec_verify_ct"):
+        return int(meta["spec_verify_ct"])
+    return int(meta["completion_tokens"])
+
+
+def run_mode(
+    engine,
+    mode: Mode,
+    question_ids: list[int],
+    prompts: list[str],
+    max_tokens: int,
+    concurrency: int,
+) -> ModeRun:
+    """Closed loop: `concurrency` requests in flight, the next wave when a wave finishes."""
+    sampling = {"temperature": 0.0, "max_new_tokens": max_tokens, **mode.sampling_extra}
+    results: list[RequestResult] = []
+    started = time.perf_counter()
+    with tqdm(total=len(prompts), desc=f"{mode.name} c={concurrency}", unit="q") as bar:
+        for start in range(0, len(prompts), concurrency):
+            wave = prompts[start : start + concurrency]
+            sent = time.perf_counter()
+            outputs = engine.generate(wave, sampling)
+            latency = time.perf_counter() - sent
+            for qid, out in zip(question_ids[start : start + concurrency], outputs):
+                meta = out["meta_info"]
+                results.append(
+                    RequestResult(
+                        mode=mode.name,
+                        concurrency=concurrency,
+                        question_id=qid,
+                        text=out["text"],
+                        output_tokens=int(meta["completion_tokens"]),
+                        decode_steps=decode_steps(meta),
+                        accept_length=meta.get("spec_accept_length"),
+                        latency_s=latency,
+                        apar=meta.get("apar"),
+                    )
+                )
+            bar.update(len(wave))
+    return ModeRun(mode.name, concurrency, time.perf_counter() - started, results)
