@@ -48,7 +48,7 @@ def main() -> None:
         branch(BRANCHES[0])  # puts the shared prefix into the radix tree
         with concurrent.futures.ThreadPoolExecutor(len(BRANCHES)) as pool:
             outs = list(pool.map(branch, BRANCHES))
-        for head, out in zip(BRANCHES, outs):
+        for head, out in zip(BRANCHES, outs, strict=True):
             meta = out["meta_info"]
             print(
                 f"{head}{out['text']}\n    (prompt {meta['prompt_tokens']} tokens, "

@@ -59,7 +59,7 @@ def run_mode(
             sent = time.perf_counter()
             outputs = engine.generate(wave, sampling)
             latency = time.perf_counter() - sent
-            for qid, out in zip(question_ids[start : start + concurrency], outputs):
+            for qid, out in zip(question_ids[start : start + concurrency], outputs, strict=True):
                 meta = out["meta_info"]
                 results.append(
                     RequestResult(
