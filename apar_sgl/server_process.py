@@ -41,7 +41,11 @@ class ServerProcess:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             start_new_session=True,
         )
-        self._wait_ready(timeout_s)
+        try:
+            self._wait_ready(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -56,7 +60,6 @@ class ServerProcess:
             except (requests.ConnectionError, requests.Timeout):
                 pass
             time.sleep(1)
-        self.stop()
         raise TimeoutError(f"server not ready in {timeout_s} s")
 
     def stop(self) -> None:
