@@ -22,6 +22,10 @@ class AparArgs:
     apar_max_branches: int = 16
     apar_max_depth: int = 2
     apar_max_concurrent_children: int = 8
+    anpd_max_n: int = 4
+    anpd_branching: int = 1
+    anpd_token_budget: int = 64
+    anpd_min_acceptance: float = 0.25
 
     HELP = {
         "apar_fork_token": "Control token the model emits to fork a child branch.",
@@ -33,6 +37,14 @@ class AparArgs:
         "apar_max_depth": "Deepest nesting of forks (1: only the root forks).",
         "apar_max_concurrent_children": "Most children of one request decoding at once; "
         "more forks are suppressed while that many run.",
+        "anpd_max_n": "ANPD (--speculative-algorithm ANPD): longest n-gram of the per-request "
+        "table (levels 2..N). Drafts are at most --speculative-num-draft-tokens - 1 long.",
+        "anpd_branching": "ANPD: first-token alternatives per draft (1 = a single chain; more "
+        "makes a tree verified in the same forward pass).",
+        "anpd_token_budget": "ANPD: draft tokens one verify step may add over the whole batch; "
+        "large batches draft less, then nothing.",
+        "anpd_min_acceptance": "ANPD: a request whose recent acceptance rate falls below this "
+        "stops drafting (with an occasional probe to recover).",
     }
 
     def __post_init__(self) -> None:
@@ -40,6 +52,15 @@ class AparArgs:
             raise ValueError(f"apar_mode must be auto, on or off; got {self.apar_mode!r}")
         if self.apar_fork_token == self.apar_child_token:
             raise ValueError("apar_fork_token and apar_child_token must differ")
+        if self.anpd_max_n < 2 or self.anpd_branching < 1 or self.anpd_token_budget < 0:
+            raise ValueError(
+                "need anpd_max_n >= 2, anpd_branching >= 1, anpd_token_budget >= 0; got "
+                f"{self.anpd_max_n}, {self.anpd_branching}, {self.anpd_token_budget}"
+            )
+        if not 0.0 <= self.anpd_min_acceptance <= 1.0:
+            raise ValueError(
+                f"anpd_min_acceptance must be in [0, 1]; got {self.anpd_min_acceptance}"
+            )
         for name in ("apar_max_branches", "apar_max_depth", "apar_max_concurrent_children"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")

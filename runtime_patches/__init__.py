@@ -36,6 +36,27 @@ def _hook_table() -> list[Hook]:
             cpu_hooks.torch_native_forward_extend,
         )
     ]
+    hooks += _apar_hooks()
+    return hooks
+
+
+def _apar_hooks() -> list[Hook]:
+    """The APAR runtime: forks in the scheduler, one joined answer per request."""
+    from apar_sgl.runtime_patches import apar_fork, apar_stream
+
+    hooks = [Hook(_target(apar_fork.scheduler_init), "AFTER", apar_fork.scheduler_init, False)]
+    hooks += [
+        Hook(_target(fn), "AROUND", fn, cpu_only=False)
+        for fn in (
+            apar_fork.run_batch,
+            apar_fork.process_batch_result,
+            apar_fork.abort_request,
+            apar_fork.send_abort_output,
+            apar_stream.stream_output_generation,
+            apar_stream.is_request_level_customized_info_key,
+            apar_stream.update_request_meta_info,
+        )
+    ]
     return hooks
 
 
@@ -58,6 +79,14 @@ def register() -> None:
 
     for hook in active_hooks():
         HookRegistry.register(hook.target, hook.fn, HookType[hook.kind])
+    _register_speculative_algorithms()
+
+
+def _register_speculative_algorithms() -> None:
+    """`--speculative-algorithm ANPD` (runtime_patches/anpd_worker.py)."""
+    from apar_sgl.runtime_patches import anpd_worker
+
+    anpd_worker.register_algorithm()
 
 
 def check_hooks_applied() -> None:

@@ -128,28 +128,37 @@ def target_verify_attention(
 
     kv_lens[i] counts the request's KV including its draft tokens; `mask` is SGLang's flat
     custom mask, draft_token_num x kv_lens[i] booleans per request, request after request.
+    One SDPA call for the batch: KV padded to the longest request, padding masked out.
     """
     n = draft_token_num
-    queries = q.view(-1, num_heads, head_dim)
-    out = q.new_empty((queries.shape[0], num_heads * v_head_dim))
-    out_view = out.view(-1, num_heads, v_head_dim)
-    offset = 0
-    lens = kv_lens.tolist()
-    rows = req_pool_indices.tolist()
-    for i, total in enumerate(lens):
-        slots = req_to_token[rows[i], :total].long()
-        keys = k_cache[slots].transpose(0, 1)
-        values = v_cache[slots].transpose(0, 1)
-        allowed = mask[offset : offset + n * total].view(n, total)
-        offset += n * total
-        query = queries[i * n : (i + 1) * n].transpose(0, 1)
-        attended = torch.nn.functional.scaled_dot_product_attention(
-            query.unsqueeze(0),
-            keys.unsqueeze(0),
-            values.unsqueeze(0),
-            attn_mask=allowed,
-            scale=scaling,
-            enable_gqa=num_heads != keys.shape[0],
-        )
-        out_view[i * n : (i + 1) * n] = attended.squeeze(0).transpose(0, 1)
-    return out
+    batch = kv_lens.numel()
+    lens = kv_lens.to(torch.int64)
+    longest = int(lens.max())
+    columns = torch.arange(longest, device=q.device)
+    slots = req_to_token[req_pool_indices.long()[:, None], columns[None, :]].long()
+    keys = k_cache[slots].transpose(1, 2)  # (batch, kv_heads, longest, head_dim)
+    values = v_cache[slots].transpose(1, 2)
+    allowed = _padded_tree_mask(mask, lens, n, columns)
+    queries = q.view(batch, n, num_heads, head_dim).transpose(1, 2)
+    attended = torch.nn.functional.scaled_dot_product_attention(
+        queries,
+        keys,
+        values,
+        attn_mask=allowed.unsqueeze(1),
+        scale=scaling,
+        enable_gqa=num_heads != keys.shape[1],
+    )
+    return attended.transpose(1, 2).reshape(batch * n, num_heads * v_head_dim)
+
+
+def _padded_tree_mask(
+    mask: torch.Tensor, lens: torch.Tensor, n: int, columns: torch.Tensor
+) -> torch.Tensor:
+    """SGLang's ragged flat mask as (batch, n, longest) booleans, False on the padding."""
+    starts = torch.cumsum(n * lens, 0) - n * lens
+    rows = torch.arange(n, device=lens.device)
+    flat = starts[:, None, None] + rows[None, :, None] * lens[:, None, None] + columns
+    inside = (columns[None, None, :] < lens[:, None, None]).expand(flat.shape)
+    padded = torch.zeros(inside.shape, dtype=torch.bool, device=mask.device)
+    padded[inside] = mask[flat[inside]]
+    return padded

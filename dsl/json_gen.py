@@ -1,0 +1,110 @@
+"""``gen_json``: one JSON object, each leaf generated in its own schema-constrained branch.
+
+The plan comes from :func:`apar_sgl.dsl.schema_split.split_schema`. A branch's prompt is the
+state's text followed by its property hint; a sequential branch also sees the values of every
+branch before it (the planner's rule). All branches of a stage go out as one batch on the
+shared, already committed prefix. Nothing is captured unless every branch finished, parsed,
+and the assembled object validated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from apar_sgl.dsl.backend import Completion, Request
+from apar_sgl.dsl.executor import GenerationError, Step, _finish, commit_request
+from apar_sgl.dsl.ops import GenJson
+from apar_sgl.dsl.schema_split import (
+    FieldBranch,
+    Path,
+    SchemaPlan,
+    SchemaValidationError,
+    assemble,
+    split_schema,
+    validate,
+)
+from apar_sgl.dsl.state import State
+
+logger = logging.getLogger(__name__)
+
+
+class BranchError(GenerationError):
+    """One property's branch failed; ``path`` is its property path."""
+
+    def __init__(self, branch: FieldBranch, message: str) -> None:
+        self.path = branch.path
+        super().__init__(f"{display(branch.path)} ({branch.pointer or '/'}): {message}")
+
+
+def run_gen_json(state: State, expr: GenJson) -> Step:
+    plan = split_schema(expr.target, sequential=expr.sequential)
+    levels = {b.path: level for level, stage in enumerate(plan.stages) for b in stage}
+    stages = plan.stages if expr.parallel else tuple((b,) for st in plan.stages for b in st)
+    prefix = state._text
+    if expr.parallel and len(plan.stages[0]) > 1 and state._committed < len(prefix):
+        yield [commit_request(prefix, f"{expr.name}:prefix")]
+    values: dict[Path, Any] = {}
+    metas: dict[str, dict[str, Any]] = {}
+    for stage in stages:
+        requests = []
+        for b in stage:
+            seen = [(p, values[p.path]) for p in plan.branches if levels[p.path] < levels[b.path]]
+            requests.append(
+                Request(branch_prompt(prefix, b, seen), leaf_params(b, expr), _lbl(state, expr, b))
+            )
+        completions = yield requests
+        for b, completion in zip(stage, completions, strict=True):
+            values[b.path] = parse_leaf(b, completion, expr.max_tokens)
+            metas[b.pointer] = completion.meta
+    obj = assemble(plan, values)
+    result = validate_result(plan, obj)
+    state._append(json.dumps(obj))
+    state._capture(expr.name, result, metas)
+    state._committed = len(state._text)
+
+
+def branch_prompt(prefix: str, branch: FieldBranch, seen: list[tuple[FieldBranch, Any]]) -> str:
+    """``prefix``, the values already generated that this branch may see, then its hint."""
+    lines = [f"{display(p.path)} = {json.dumps(v)}\n" for p, v in seen]
+    label = display(branch.path)
+    hint = "" if branch.prompt_hint == label else f"# {branch.prompt_hint}\n"
+    return f"{prefix}{''.join(lines)}{hint}{label} = "
+
+
+def leaf_params(branch: FieldBranch, expr: GenJson) -> dict[str, Any]:
+    return {
+        "max_new_tokens": expr.max_tokens,
+        "temperature": expr.temperature,
+        "json_schema": json.dumps(branch.schema),
+        "custom_params": {"apar": False},
+    }
+
+
+def parse_leaf(branch: FieldBranch, completion: Completion, max_tokens: int) -> Any:
+    if _finish(completion) == "length":
+        raise BranchError(
+            branch, f"value did not finish within max_tokens={max_tokens}: {completion.text[:80]!r}"
+        )
+    try:
+        return json.loads(completion.text, strict=False)
+    except json.JSONDecodeError as exc:
+        raise BranchError(branch, f"output is not JSON ({exc}): {completion.text[:80]!r}") from None
+
+
+def validate_result(plan: SchemaPlan, obj: Mapping[str, Any]) -> Any:
+    try:
+        return validate(plan, obj)
+    except SchemaValidationError as exc:
+        raise GenerationError(f"assembled object is invalid: {exc}") from exc
+
+
+def display(path: Path) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def _lbl(state: State, expr: GenJson, branch: FieldBranch) -> str:
+    base = f"{state.label}.{expr.name}" if state.label else expr.name
+    return base + branch.pointer

@@ -1,0 +1,154 @@
+"""ANPD drafts for a whole decode batch, in the flat layout SGLang's NGRAM verify path reads.
+
+Pure Python + numpy (no torch, no sglang): per-request `NgramTable`s seeded from the prompt and
+fed every accepted token, a `DraftLengthController` per request, and the batch's draft trees
+packed as node 0 = the last accepted token (the root), then the draft nodes, then padding.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from apar_sgl.ngram import DraftLengthController, DraftTree, NgramTable
+from apar_sgl.ngram.tree import ROOT
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AnpdSettings:
+    max_width: int  # verify tokens per request: the root plus up to max_width - 1 drafts
+    max_n: int = 4
+    branching: int = 1
+    token_budget: int = 64
+    min_acceptance: float = 0.25
+    max_entries_per_level: int = 65536
+
+
+@dataclass(slots=True)
+class _RequestState:
+    table: NgramTable
+    control: DraftLengthController
+    fed: int | None = 0  # tokens of prompt + output in the table; None: inherited, re-sync tail
+    drafted: int = field(default=0)  # depth of the last draft, for control.update
+
+
+class BatchDraft(NamedTuple):
+    tokens: np.ndarray  # int64 (batch * width,)
+    mask: np.ndarray  # bool (batch * width * width,): mask[b, i, j] = j is i or its ancestor
+    width: int
+    drafted: list[int]  # draft depth per request (0: verify only the root)
+
+
+class AnpdDrafter:
+    """Per-request n-gram tables and draft lengths for one scheduler process."""
+
+    def __init__(self, settings: AnpdSettings) -> None:
+        if settings.max_width < 1:
+            raise ValueError(f"max_width must be >= 1, got {settings.max_width}")
+        self.settings = settings
+        self._states: dict[str, _RequestState] = {}
+
+    def __repr__(self) -> str:
+        return f"AnpdDrafter({self.settings}, requests={len(self._states)})"
+
+    def __contains__(self, rid: str) -> bool:
+        return rid in self._states
+
+    def draft_batch(
+        self,
+        rids: Sequence[str],
+        prompts: Sequence[Sequence[int]],
+        outputs: Sequence[Sequence[int]],
+    ) -> BatchDraft:
+        """Feed each request's new tokens, then draft for all; the last token is the root."""
+        trees = []
+        for rid, prompt, output in zip(rids, prompts, outputs, strict=True):
+            state = self._observe(rid, prompt, output)
+            length = state.control.next_length(len(rids))
+            tree = state.table.draft_tree(length, self.settings.branching) if length else None
+            trees.append(tree if tree else DraftTree([], []))
+            state.drafted = max(tree.depths(), default=0) if tree else 0
+        width = 1 + max(len(t) for t in trees)
+        roots = [
+            (output[-1] if len(output) else prompt[-1])
+            for prompt, output in zip(prompts, outputs, strict=True)
+        ]
+        tokens, mask = _pack(trees, roots, width)
+        return BatchDraft(tokens, mask, width, [self._states[r].drafted for r in rids])
+
+    def record(self, rids: Sequence[str], accepted: Sequence[int]) -> None:
+        """Accepted draft tokens per request from the verify step that followed draft_batch."""
+        for rid, count in zip(rids, accepted, strict=True):
+            state = self._states.get(rid)
+            if state is not None:
+                state.control.update(state.drafted, min(int(count), state.drafted))
+
+    def release(self, rids: Iterable[str]) -> None:
+        for rid in rids:
+            self._states.pop(rid, None)
+
+    def reset(self) -> None:
+        self._states.clear()
+
+    def inherit(self, parent_rid: str, child_rid: str) -> bool:
+        """Start `child_rid` with a copy of its parent's table (a fork shares the prefix)."""
+        parent = self._states.get(parent_rid)
+        if parent is None:
+            return False
+        self._states[child_rid] = _RequestState(parent.table.fork(), self._controller(), fed=None)
+        return True
+
+    def acceptance(self, rid: str) -> float | None:
+        state = self._states.get(rid)
+        return None if state is None else state.control.acceptance
+
+    def _observe(self, rid: str, prompt: Sequence[int], output: Sequence[int]) -> _RequestState:
+        state = self._states.get(rid)
+        if state is None:
+            state = self._states[rid] = _RequestState(self._table(), self._controller())
+        total = len(prompt) + len(output)
+        if state.fed is None:  # inherited: the parent's n-grams are there, only the tail is not
+            tail = (list(prompt) + list(output))[-(self.settings.max_n - 1) :]
+            state.table.extend(tail, new_sequence=True)
+        elif state.fed < len(prompt):
+            state.table.extend(list(prompt[state.fed :]) + list(output))
+        else:
+            state.table.extend(output[state.fed - len(prompt) :])
+        state.fed = total
+        return state
+
+    def _table(self) -> NgramTable:
+        s = self.settings
+        return NgramTable(s.max_n, s.max_entries_per_level)
+
+    def _controller(self) -> DraftLengthController:
+        s = self.settings
+        return DraftLengthController(
+            max_len=max(1, s.max_width - 1),
+            min_acceptance=s.min_acceptance,
+            token_budget=s.token_budget,
+        )
+
+
+def _pack(
+    trees: Sequence[DraftTree], roots: Sequence[int], width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flat tokens and ancestor masks; padding nodes are extra children of the root."""
+    batch = len(trees)
+    tokens = np.zeros((batch, width), dtype=np.int64)
+    mask = np.zeros((batch, width, width), dtype=bool)
+    mask[:, :, 0] = True
+    mask[:, np.arange(width), np.arange(width)] = True
+    for b, (tree, root) in enumerate(zip(trees, roots, strict=True)):
+        tokens[b, :] = root  # padding repeats the root token; verify may accept it only if right
+        tokens[b, 1 : len(tree) + 1] = tree.tokens
+        for i, parent in enumerate(tree.parents):
+            if parent != ROOT:
+                mask[b, i + 1] |= mask[b, parent + 1]
+    return tokens.reshape(-1), mask.reshape(-1)

@@ -1,0 +1,251 @@
+"""`--speculative-algorithm ANPD`: SGLang's NGRAM verify path with our adaptive n-gram drafter.
+
+ANPD replaces only the drafter. `AnpdWorker` subclasses SGLang's `NGRAMWorker` and keeps its
+verify (tree mask, `eagle_sample`, KV moves, grammar bitmask over the draft tree), so a GPU host
+runs SGLang's own kernels and a CPU host our platform's stand-ins. Differences from NGRAM:
+- drafts come from a per-request `NgramTable` (seeded from the prompt, fed accepted tokens),
+  not a corpus shared by all requests;
+- the verify width follows the batch: 1 + the longest draft this step, which a per-request
+  `DraftLengthController` and a batch token budget keep short under load or low acceptance
+  (width 1 = plain decoding through the verify path). Results are padded back to the
+  configured width, so SGLang's scheduler sees NGRAM's fixed row stride.
+`inherit_table(parent_rid, child_rid)` gives an APAR child its parent's table.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from apar_sgl.runtime_patches.anpd_drafter import AnpdDrafter, AnpdSettings
+
+from apar_sgl.config import apar_args_of
+
+logger = logging.getLogger(__name__)
+
+ALGORITHM = "ANPD"
+DEFAULT_WIDTH = 8  # root + 7 drafts; measured acceptance on chat text rarely passes 6
+DEFAULT_MAX_RUNNING_REQUESTS = 48  # as SGLang sets for NGRAM
+_drafters: list[AnpdDrafter] = []  # the worker of this scheduler process (one per process)
+
+
+def inherit_table(parent_rid: str, child_rid: str) -> bool:
+    """Start `child_rid`'s n-gram table as a copy of `parent_rid`'s (APAR fork); False if none.
+
+    Call in the scheduler process before the child's first decode step. No-op when ANPD is off.
+    """
+    return any(drafter.inherit(parent_rid, child_rid) for drafter in _drafters)
+
+
+def register_algorithm() -> None:
+    """Register ANPD with SGLang's speculative registry (idempotent; every SGLang process)."""
+    from sglang.srt.speculative.spec_info import SpeculativeAlgorithm
+    from sglang.srt.speculative.spec_registry import get_spec
+
+    if get_spec(ALGORITHM) is not None:
+        return
+    SpeculativeAlgorithm.register(ALGORITHM, spec_class=_spec_class())(_worker_class)
+
+
+def _worker_class(server_args) -> type:
+    return _make_worker_class()
+
+
+def _spec_class() -> type:
+    from sglang.srt.speculative.spec_registry import CustomSpecAlgo
+
+    class AnpdSpecAlgo(CustomSpecAlgo):
+        """NGRAM-shaped for SGLang's scheduler: no draft model, no draft KV, tree verify."""
+
+        def is_ngram(self) -> bool:
+            return True
+
+        def has_draft_kv(self) -> bool:
+            return False
+
+        # SGLang 0.5.23 calls these on every algorithm but CustomSpecAlgo lacks them.
+        def carries_draft_hidden_states(self) -> bool:
+            return False
+
+        def need_topk(self) -> bool:
+            return False
+
+        def get_platform_worker_cls(self):
+            return None
+
+        def create_future_map(
+            self, device, req_to_token_pool, needs_cpu_seq_lens=True, needs_confidence_relay=False
+        ):
+            from sglang.srt.managers.overlap_utils import FutureMap
+
+            return FutureMap(
+                device, self, req_to_token_pool, needs_cpu_seq_lens, needs_confidence_relay
+            )
+
+        def handle_server_args(self, cfg) -> None:
+            # The drafter reads req.output_ids, complete only without the overlap scheduler.
+            cfg.disable_overlap_schedule = True
+            cfg.enable_mixed_chunk = False
+            if cfg.max_running_requests is None:
+                cfg.max_running_requests = DEFAULT_MAX_RUNNING_REQUESTS
+            if cfg.speculative_num_draft_tokens is None:
+                cfg.speculative_num_draft_tokens = DEFAULT_WIDTH
+            # KV reserved per decode step is max(steps * topk, draft tokens): the full width.
+            cfg.speculative_eagle_topk = 1
+            cfg.speculative_num_steps = cfg.speculative_num_draft_tokens - 1
+
+    return AnpdSpecAlgo
+
+
+def _make_worker_class() -> type:
+    from sglang.kernels.ops.speculative.cache_locs import assign_extend_cache_locs_func
+    from sglang.kernels.ops.speculative.reconstruct_tree import (
+        reconstruct_indices_from_tree_mask_func,
+    )
+    from sglang.srt.model_executor.forward_batch_info import ForwardMode
+    from sglang.srt.runtime_context import get_device, get_schedule, get_spec
+    from sglang.srt.speculative.base_spec_worker import BaseSpecWorker
+    from sglang.srt.speculative.ngram_info import NgramVerifyInput
+    from sglang.srt.speculative.ngram_worker import NGRAMWorker
+    from sglang.srt.speculative.spec_utils import prepare_mamba_track_for_verify
+    from sglang.srt.utils import is_cpu as _is_cpu
+
+    class AnpdWorker(NGRAMWorker):
+        """NGRAMWorker with the corpus swapped for `AnpdDrafter` and a per-batch verify width."""
+
+        def __init__(self, server_args, gpu_id, nccl_port, target_worker) -> None:
+            BaseSpecWorker.__init__(self)
+            spec = get_spec()
+            self.server_args = server_args
+            self.enable_overlap = False
+            self._target_worker = target_worker
+            self.model_runner = target_worker.model_runner
+            self.page_size = get_schedule().page_size
+            self.device = get_device().device
+            self.max_width = spec.speculative_num_draft_tokens
+            self.draft_token_num = self.max_width  # this step's width, read by NGRAM's verify
+            self.speculative_num_draft_tokens = self.max_width
+            self.max_trie_depth = 0
+            self.topk = spec.speculative_eagle_topk
+            self.speculative_num_steps = spec.speculative_num_steps
+            self.adaptive_controller = None
+            self.grammar_tree_host = None
+            self._prev_decode_rids: set = set()
+            args = apar_args_of(server_args)
+            self.drafter = AnpdDrafter(
+                AnpdSettings(
+                    max_width=self.max_width,
+                    max_n=args.anpd_max_n,
+                    branching=args.anpd_branching,
+                    token_budget=args.anpd_token_budget,
+                    min_acceptance=args.anpd_min_acceptance,
+                )
+            )
+            self.ngram_corpus = _CorpusFacade(self.drafter)
+            self._verified_rids: list[str] = []
+            _drafters[:] = [self.drafter]
+
+        def forward_batch_generation(self, batch, on_publish=None, pp_proxy_tensors=None):
+            self._verified_rids = []
+            result = super().forward_batch_generation(batch, on_publish, pp_proxy_tensors)
+            if self._verified_rids:
+                accepted = (result.accept_lens - 1).tolist()
+                self.drafter.record(self._verified_rids, accepted)
+                self._pad_to_max_width(result, len(self._verified_rids))
+            self.draft_token_num = self.max_width
+            return result
+
+        def _prepare_for_speculative_decoding(self, batch) -> None:
+            if not batch.forward_mode.is_decode():
+                return
+            reqs = batch.reqs
+            bs = len(reqs)
+            draft = self.drafter.draft_batch(
+                [r.rid for r in reqs],
+                [r.origin_input_ids_unpadded for r in reqs],
+                [r.output_ids for r in reqs],
+            )
+            width = self.draft_token_num = draft.width
+            self._verified_rids = [r.rid for r in reqs]
+            tree_mask = torch.from_numpy(draft.mask).to(self.device)
+            draft_tokens = torch.from_numpy(draft.tokens).to(self.device)
+            positions = torch.empty(bs * width, dtype=torch.int64, device=self.device)
+            links = [torch.empty((bs, width), dtype=torch.int64, device=self.device) for _ in "irs"]
+            self.grammar_tree_host = (draft.mask, draft.tokens) if batch.has_grammar else None
+            reconstruct_indices_from_tree_mask_func(
+                tree_mask, batch.seq_lens, positions, *links, bs, width
+            )
+            batch.forward_mode = ForwardMode.TARGET_VERIFY
+            batch.input_ids = draft_tokens
+            batch.out_cache_loc = assign_extend_cache_locs_func(
+                req_pool_indices=batch.req_pool_indices,
+                req_to_token=batch.req_to_token_pool.req_to_token,
+                start_offset=batch.seq_lens,
+                end_offset=batch.seq_lens + width,
+                batch_size=bs,
+                draft_token_num=width,
+                device=self.device,
+            )
+            prepare_mamba_track_for_verify(batch)
+            batch.spec_info = NgramVerifyInput(
+                draft_token=draft_tokens,
+                custom_mask=tree_mask
+                if _is_cpu()
+                else _full_mask(tree_mask, batch.seq_lens, bs, width),
+                positions=positions,
+                retrieve_index=links[0],
+                retrieve_next_token=links[1],
+                retrieve_next_sibling=links[2],
+                draft_token_num=width,
+            )
+
+        def _update_ngram_corpus(self, batch) -> None:
+            """Tables are fed at draft time, from req.output_ids (complete without overlap)."""
+
+        def _pad_to_max_width(self, result, bs: int) -> None:
+            width = self.draft_token_num
+            if width == self.max_width:
+                return
+            padded = result.next_token_ids.new_zeros((bs, self.max_width))
+            padded[:, :width] = result.next_token_ids.view(bs, width)
+            result.next_token_ids = padded.flatten()
+            result.next_draft_input = NgramVerifyInput(
+                draft_token_num=self.max_width,
+                new_seq_lens=result.new_seq_lens,
+                accept_tokens=result.next_token_ids,
+                accept_lens=result.accept_lens,
+            )
+
+        def add_external_corpus(self, corpus_id, token_chunks) -> int:
+            raise NotImplementedError("ANPD drafts from per-request tables; no external corpus")
+
+    return AnpdWorker
+
+
+def _full_mask(tree_mask: torch.Tensor, seq_lens: torch.Tensor, bs: int, width: int):
+    """SGLang's verify mask: per request, width rows of [all prefix columns | tree columns]."""
+    lens = seq_lens.to(torch.int64)
+    tree = tree_mask.view(bs, width, width)
+    longest = int(lens.max()) if bs else 0
+    prefix = torch.arange(longest, device=tree.device)[None, None, :] < lens[:, None, None]
+    rows = torch.cat([prefix.expand(bs, width, longest), tree], dim=2)
+    keep = torch.cat(
+        [prefix.expand(bs, width, longest), torch.ones_like(tree, dtype=torch.bool)], dim=2
+    )
+    return rows[keep]
+
+
+class _CorpusFacade:
+    """What NGRAMWorker.forward_batch_generation calls on its corpus, mapped to the drafter."""
+
+    def __init__(self, drafter: AnpdDrafter) -> None:
+        self._drafter = drafter
+
+    def synchronize(self) -> None:
+        return None
+
+    def erase_match_state(self, rids) -> None:
+        self._drafter.release(rids)
+
+    def reset(self) -> None:
+        self._drafter.reset()

@@ -1,0 +1,217 @@
+"""Per-scheduler APAR state: the control-token ids, the live fork trees and their limits.
+
+Attached as `scheduler.apar` (an `AparRuntime`); each request of a tree carries its
+`AparNode` as `req.apar`, and a request APAR does not handle carries `req.apar = None`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from apar_sgl.apar_answer import HeldSpan, StablePrefix, stable_join, unique_kv_tokens
+from apar_sgl.config import AparArgs
+from apar_sgl.tree import Branch, tree_stats
+
+logger = logging.getLogger(__name__)
+
+
+class AparTokenError(RuntimeError):
+    """APAR mode is on but the tokenizer lacks a control token."""
+
+
+class AparLimits(NamedTuple):
+    max_branches: int
+    max_depth: int
+    max_concurrent_children: int
+
+    @classmethod
+    def of(cls, args: AparArgs, custom_params: dict) -> AparLimits:
+        """The server's limits, lowered by the request's `custom_params["apar_max_*"]`."""
+        return cls(
+            *(
+                min(getattr(args, f"apar_{name}"), int(custom_params.get(f"apar_{name}", 1 << 30)))
+                for name in cls._fields
+            )
+        )
+
+
+@dataclass(slots=True)
+class AparNode:
+    """One branch of a fork tree: the SGLang request decoding it and its place in the tree."""
+
+    req: Any
+    tree: AparTree
+    depth: int
+    parent: AparNode | None = None
+    fork_pos: int = -1  # position of the fork token in the parent's output
+    children: list[AparNode] = field(default_factory=list)
+    scanned: int = 0  # output positions already scanned for fork tokens
+    pending: list[int] = field(default_factory=list)  # fork positions awaiting their child
+
+    @property
+    def done(self) -> bool:
+        return self.req.finished()
+
+    def output(self) -> list[int]:
+        """Tokens this branch contributes (a child's final stop token is not part of the answer)."""
+        ids = list(self.req.output_ids_through_stop)
+        if self.parent is not None and self.done and ids and _ended_on_token(self.req):
+            ids.pop()
+        return ids
+
+
+@dataclass(slots=True)
+class AparTree:
+    """The fork tree of one client request; `answer` is the request the client is sent."""
+
+    root: AparNode = field(init=False)  # set by AparRuntime.start_tree
+    answer: Any
+    max_new_tokens: int
+    limits: AparLimits
+    forks: int = 0  # children spawned so far
+    steps: int = 0  # scheduler iterations in which some branch generated a token
+    peak_kv_tokens: int = 0
+    aborted: bool = False
+    truncated: bool = False  # the answer budget (max_new_tokens) ran out
+    nodes: list[AparNode] = field(default_factory=list)  # pre-order of creation
+
+    def live_children(self) -> int:
+        return sum(1 for n in self.nodes if n.parent is not None and not n.done)
+
+    def pending_forks(self) -> int:
+        return sum(len(n.pending) for n in self.nodes)
+
+    def generated(self) -> int:
+        return sum(len(n.req.output_ids_through_stop) for n in self.nodes)
+
+    def branch(self, node: AparNode | None = None) -> Branch[int]:
+        node = node or self.root
+        return Branch(node.output(), [self.branch(c) for c in node.children])
+
+    def stable(self, fork_id: int) -> StablePrefix:
+        branch = self.branch()
+        done_of = {id(b): n.done for n, b in self._pairs(self.root, branch)}
+        prefix = stable_join(branch, fork_id, lambda b: done_of[id(b)])
+        if self.aborted or self.truncated:
+            # Children that never started contribute nothing: the answer ends before them.
+            complete = all(n.done for n in self.nodes)
+        else:
+            complete = prefix.complete and not self.pending_forks()
+        return StablePrefix(prefix.items[: self.max_new_tokens], complete)
+
+    def _pairs(self, node: AparNode, branch: Branch[int]):
+        yield node, branch
+        for child, sub in zip(node.children, branch.children, strict=True):
+            yield from self._pairs(child, sub)
+
+    def record_step(self) -> None:
+        self.steps += 1
+        index = {id(n): i for i, n in enumerate(self.nodes)}
+        spans = [
+            HeldSpan(
+                None if n.parent is None else index[id(n.parent)],
+                n.fork_pos + 1,
+                len(n.req.output_ids) + (n.parent is not None),
+            )
+            for n in self.nodes
+        ]
+        held = unique_kv_tokens(
+            len(self.root.req.origin_input_ids), spans, [not n.done for n in self.nodes]
+        )
+        self.peak_kv_tokens = max(self.peak_kv_tokens, held)
+
+    def stats(self, fork_id: int) -> dict[str, Any]:
+        """The `meta_info["apar"]` record of a finished tree."""
+        shape = tree_stats(self.branch(), fork_id, allow_missing=True)
+        return {
+            "branches": shape.branches,
+            "max_depth": shape.max_depth,
+            "total_tokens": self.generated(),
+            "critical_path_steps": self.steps,
+            "branch_tokens": [len(n.req.output_ids_through_stop) for n in self._preorder()],
+            "peak_kv_tokens": self.peak_kv_tokens,
+            "branch_cached_tokens": [
+                [len(n.req.origin_input_ids), n.req.cached_tokens] for n in self._preorder()
+            ],
+        }
+
+    def _preorder(self, node: AparNode | None = None):
+        node = node or self.root
+        yield node
+        for child in node.children:
+            yield from self._preorder(child)
+
+
+@dataclass(slots=True)
+class AparRuntime:
+    """APAR settings and live trees of one scheduler process."""
+
+    args: AparArgs
+    fork_id: int
+    child_id: int
+    trees: dict[str, AparTree] = field(default_factory=dict)  # by root rid
+
+    @classmethod
+    def from_tokenizer(cls, args: AparArgs, tokenizer) -> AparRuntime | None:
+        """The runtime for this tokenizer, or None when APAR is off for this model."""
+        if args.apar_mode == "off":
+            return None
+        ids = {t: _token_id(tokenizer, t) for t in (args.apar_fork_token, args.apar_child_token)}
+        missing = [t for t, i in ids.items() if i is None]
+        if missing:
+            if args.apar_mode == "on":
+                raise AparTokenError(
+                    f"--apar-mode on, but the tokenizer has no single token for {missing}; "
+                    "set --apar-fork-token/--apar-child-token to the model's control tokens "
+                    "or use --apar-mode auto"
+                )
+            logger.info("APAR off: tokenizer lacks %s", missing)
+            return None
+        return cls(args, ids[args.apar_fork_token], ids[args.apar_child_token])
+
+    def start_tree(self, req, answer) -> AparTree:
+        params = req.sampling_params.custom_params
+        limits = AparLimits.of(self.args, params if isinstance(params, dict) else {})
+        tree = AparTree(answer, req.sampling_params.max_new_tokens, limits)
+        tree.root = self.add_node(tree, req, parent=None, fork_pos=-1)
+        self.trees[req.rid] = tree
+        return tree
+
+    def add_node(self, tree: AparTree, req, parent: AparNode | None, fork_pos: int) -> AparNode:
+        depth = 0 if parent is None else parent.depth + 1
+        node = AparNode(req, tree, depth, parent, fork_pos)
+        req.apar = node
+        tree.nodes.append(node)
+        if parent is not None:
+            parent.children.append(node)
+            tree.forks += 1
+        return node
+
+    def may_fork(self, node: AparNode) -> bool:
+        """Whether `node` may emit a fork token now (else the token is masked out)."""
+        tree = node.tree
+        limits, pending = tree.limits, tree.pending_forks()
+        return (
+            not (tree.aborted or tree.truncated)
+            and node.depth < limits.max_depth
+            and tree.forks + pending < limits.max_branches
+            and tree.live_children() + pending < limits.max_concurrent_children
+        )
+
+    def may_spawn(self, node: AparNode) -> bool:
+        """Whether a fork token already sampled may start its child now (else it waits)."""
+        return node.tree.live_children() < max(node.tree.limits.max_concurrent_children, 1)
+
+
+def _token_id(tokenizer, token: str) -> int | None:
+    if tokenizer is None:
+        return None
+    ids = tokenizer.encode(token, add_special_tokens=False)
+    return ids[0] if len(ids) == 1 else None
+
+
+def _ended_on_token(req) -> bool:
+    reason = req.finished_reason
+    return reason is not None and isinstance(getattr(reason, "matched", None), int)

@@ -1,0 +1,107 @@
+"""What the client of an APAR request receives: one answer, the in-order join of its tree.
+
+The branches of a tree (root included) never reach the detokenizer themselves. Each tree owns
+an `answer` request: a `Req` that is never scheduled, only streamed, with the client's rid;
+its `output_ids` are the stable prefix of the join (control tokens removed), so a stream
+only ever grows in final order. It finishes when the whole tree has.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from apar_sgl.runtime_patches.apar_state import AparRuntime, AparTree
+
+logger = logging.getLogger(__name__)
+
+APAR_INFO_KEY = "apar"
+
+
+def stream_output_generation(
+    original, self, reqs, return_logprob, skip_req=None, is_idle_batch=False
+):
+    """sglang.srt.managers.scheduler_components.output_streamer.SchedulerOutputStreamer._stream_output_generation
+
+    Keeps the branches of APAR trees out of the stream; their answers are sent by
+    `emit_answer`.
+    """
+    keep = [r for r in reqs if getattr(r, "apar", None) is None]
+    if len(keep) == len(reqs):
+        return original(self, reqs, return_logprob, skip_req, is_idle_batch)
+    for req in reqs:
+        if getattr(req, "apar", None) is not None and req.finished() and not req.finished_output:
+            req.finished_output = True  # as the streamer marks a request it has reported
+            if req.finished_len is None:
+                req.finished_len = len(req.output_ids)
+    if not keep and not is_idle_batch:
+        return None
+    return original(self, keep, return_logprob, skip_req, is_idle_batch)
+
+
+def is_request_level_customized_info_key(original, self, key):
+    """sglang.srt.managers.scheduler_components.output_streamer.SchedulerOutputStreamer.is_request_level_customized_info_key"""
+    return key == APAR_INFO_KEY or original(self, key)
+
+
+def update_request_meta_info(original, self, meta_info, state, customized_info, index, *args):
+    """sglang.srt.managers.tokenizer_manager.TokenizerManager.update_request_meta_info
+
+    Turns the accumulated one-element list of APAR stats into the stats record itself.
+    """
+    out = original(self, meta_info, state, customized_info, index, *args)
+    stats = meta_info.get(APAR_INFO_KEY)
+    if isinstance(stats, list) and stats:
+        meta_info[APAR_INFO_KEY] = stats[-1]
+    return out
+
+
+def answer_request(scheduler, root):
+    """The request that carries the joined answer of the tree rooted at `root` to the client."""
+    from sglang.srt.managers.schedule_batch import Req
+
+    answer = Req(
+        root.rid,
+        "",
+        root.origin_input_ids,
+        root.sampling_params,
+        stream=root.stream,
+        origin_input_ids_unpadded=root.origin_input_ids_unpadded,
+        eos_token_ids=scheduler.model_config.hf_eos_token_id,
+        vocab_size=scheduler.model_config.vocab_size,
+        http_worker_ipc=root.http_worker_ipc,
+    )
+    answer.tokenizer = root.tokenizer
+    answer.time_stats = root.time_stats
+    answer.apar = None  # streamed as a plain request
+    return answer
+
+
+def emit_answer(scheduler, runtime: AparRuntime, tree: AparTree) -> bool:
+    """Send the tree's newly stable answer tokens; return True once the final answer went out."""
+    prefix = tree.stable(runtime.fork_id)
+    answer, root = tree.answer, tree.root.req
+    new = prefix.items[len(answer.output_ids) :]
+    if not prefix.complete and not (answer.stream and new):
+        return False
+    answer.output_ids.extend(new)
+    answer.cached_tokens = root.cached_tokens
+    if prefix.complete:
+        answer.finished_reason = _answer_reason(tree, len(prefix.items))
+        answer.finished_len = len(answer.output_ids)
+        answer.customized_info = {APAR_INFO_KEY: [tree.stats(runtime.fork_id)]}
+        # Request-level info goes out with a finished non-stream request or a stream's
+        # first chunk only; the client's stream mode lives in the tokenizer manager.
+        answer.stream = False
+    scheduler.output_streamer.stream_output([answer], False)
+    return prefix.complete
+
+
+def _answer_reason(tree: AparTree, length: int):
+    from sglang.srt.managers.schedule_batch import FINISH_ABORT, FINISH_LENGTH
+
+    root_reason = tree.root.req.finished_reason
+    if tree.aborted:
+        return root_reason if isinstance(root_reason, FINISH_ABORT) else FINISH_ABORT()
+    if tree.truncated and length >= tree.max_new_tokens:
+        return FINISH_LENGTH(length=tree.max_new_tokens)
+    return root_reason

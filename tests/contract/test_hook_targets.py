@@ -1,0 +1,105 @@
+"""Every hook target still exists in the pinned SGLang with the parameters we recorded.
+
+SGLang only logs a hook whose target vanished, and a wrapper written for other parameters
+breaks at run time: a changed signature must fail here first. When SGLang is upgraded on
+purpose, check each wrapper against the new code before updating RECORDED.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+from apar_sgl.runtime_patches import _hook_table
+
+RECORDED: dict[str, tuple[str, ...]] = {
+    "sglang.srt.mem_cache.memory_pool.MHATokenToKVPool._init_kv_copy_and_warmup": ("self",),
+    "sglang.srt.mem_cache.allocation.assign_req_to_token_pool_func": (
+        "req_pool_indices",
+        "req_to_token",
+        "start_offset",
+        "end_offset",
+        "out_cache_loc",
+        "batch_size",
+    ),
+    "sglang.kernels.ops.speculative.spec_tree.verify_tree_greedy_func": (
+        "predicts",
+        "accept_index",
+        "accept_token_num",
+        "candidates",
+        "retrieve_index",
+        "retrieve_next_token",
+        "retrieve_next_sibling",
+        "target_predict",
+        "topk",
+    ),
+    "sglang.kernels.ops.speculative.cache_locs.fill_front_out_cache_loc_func": (
+        "num_front",
+        "out_cache_loc",
+        "front_out_cache_loc",
+    ),
+    "sglang.kernels.ops.speculative.eagle.fill_accept_out_cache_loc_func": (
+        "accept_index",
+        "out_cache_loc",
+        "accept_out_cache_loc",
+        "size",
+    ),
+    "sglang.kernels.ops.speculative.eagle.fill_bonus_tokens_func": (
+        "accept_tokens",
+        "accept_lens",
+        "bonus_tokens",
+        "accept_stride",
+        "batch_size",
+    ),
+    "sglang.srt.layers.attention.torch_native_backend.TorchNativeAttnBackend.forward_extend": (
+        "self",
+        "q",
+        "k",
+        "v",
+        "layer",
+        "forward_batch",
+        "save_kv_cache",
+    ),
+    "sglang.srt.managers.scheduler.Scheduler.__init__": ("self", "server_args", "port_args"),
+    "sglang.srt.managers.scheduler.Scheduler.run_batch": ("self", "batch", "pp_proxy_tensors"),
+    "sglang.srt.managers.scheduler.Scheduler.process_batch_result": ("self", "batch", "result"),
+    "sglang.srt.managers.scheduler.Scheduler.abort_request": ("self", "recv_req"),
+    "sglang.srt.managers.scheduler.Scheduler.send_abort_output": ("self", "abort_req", "req"),
+    "sglang.srt.managers.scheduler_components.output_streamer.SchedulerOutputStreamer"
+    "._stream_output_generation": ("self", "reqs", "return_logprob", "skip_req", "is_idle_batch"),
+    "sglang.srt.managers.scheduler_components.output_streamer.SchedulerOutputStreamer"
+    ".is_request_level_customized_info_key": ("self", "key"),
+    "sglang.srt.managers.tokenizer_manager.TokenizerManager.update_request_meta_info": (
+        "self",
+        "meta_info",
+        "state",
+        "customized_info",
+        "index",
+        "finish_reason",
+    ),
+}
+
+
+def _resolve(target: str):
+    """Import the longest module prefix of `target`, then walk the remaining attributes."""
+    parts = target.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for name in parts[i:]:
+            obj = getattr(obj, name)
+        return obj
+    raise ImportError(f"no importable module prefix in {target}")
+
+
+def test_every_hook_target_is_recorded():
+    assert sorted(hook.target for hook in _hook_table()) == sorted(RECORDED)
+
+
+@pytest.mark.parametrize("target", sorted(RECORDED))
+def test_hook_target_signature_is_unchanged(target):
+    params = tuple(inspect.signature(_resolve(target)).parameters)
+    assert params == RECORDED[target], f"{target} now takes {params}"

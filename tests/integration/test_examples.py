@@ -1,0 +1,36 @@
+"""Every example runs on the embedded default model (small token budget) and prints its result."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPECTED = {
+    "list_answer.py": ["[evening]", "[bedroom]", "[morning]", "summary:"],
+    "json_extraction.py": ['"age":', '"role":', "branches:"],
+    "batch.py": ["Great coffee", "Broke after two days"],
+    "streaming.py": ["[title]", "[fork0[1].part]", "title:"],
+    "openai_client.py": ["openai:", "dsl over HTTP:"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_runs(name):
+    env = {**os.environ, "APAR_EXAMPLE_MAX_TOKENS": "8", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for needle in EXPECTED[name]:
+        assert needle in done.stdout, done.stdout

@@ -1,0 +1,231 @@
+"""The vectorised CPU stand-ins in cpu_ops / kernel_standins against slow per-request loops."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from apar_sgl.runtime_patches import cpu_ops, kernel_standins
+
+SEEDS = range(5)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _ranges(g: torch.Generator, batch: int, width: int = 40):
+    start = torch.randint(0, width // 2, (batch,), generator=g)
+    end = start + torch.randint(0, width // 2, (batch,), generator=g)
+    rows = torch.randperm(batch + 3, generator=g)[:batch]
+    return rows, start, end
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_assign_req_to_token_pool_matches_loop(seed):
+    g = _gen(seed)
+    batch = 1 + seed
+    rows, start, end = _ranges(g, batch)
+    pool = torch.zeros(batch + 3, 48, dtype=torch.int32)
+    out_cache_loc = torch.randint(1, 10_000, (int((end - start).sum()) + 5,), generator=g)
+    expected = pool.clone()
+    offset = 0
+    for r, s, e in zip(rows.tolist(), start.tolist(), end.tolist(), strict=True):
+        expected[r, s:e] = out_cache_loc[offset : offset + e - s].int()
+        offset += e - s
+    cpu_ops.assign_req_to_token_pool(rows, pool, start, end, out_cache_loc, batch)
+    assert torch.equal(pool, expected)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_speculative_cache_locs_matches_loop(seed):
+    g = _gen(seed)
+    batch, n = 1 + seed, 4
+    rows, start, _ = _ranges(g, batch)
+    pool = torch.randint(0, 10_000, (batch + 3, 48), dtype=torch.int32, generator=g)
+    expected = torch.cat(
+        [pool[r, s : s + n] for r, s in zip(rows.tolist(), start.tolist(), strict=True)]
+    )
+    got = cpu_ops.speculative_cache_locs(rows, pool, start, start + n, batch, n, "cpu")
+    assert got.dtype == torch.int64
+    assert torch.equal(got, expected.long())
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_fill_front_out_cache_loc_matches_loop(seed):
+    g = _gen(seed)
+    batch, width = 1 + seed, 6
+    num_front = torch.randint(0, width + 1, (batch,), generator=g)
+    out_cache_loc = torch.randint(0, 10_000, (batch * width,), generator=g)
+    front = torch.full((batch * width,), -7, dtype=torch.int64)
+    expected = front.clone()
+    flat = [out_cache_loc[i * width + j] for i in range(batch) for j in range(num_front[i])]
+    expected[: len(flat)] = torch.tensor(flat, dtype=torch.int64)
+    cpu_ops.fill_front_out_cache_loc(num_front, out_cache_loc, front)
+    assert torch.equal(front, expected)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_fill_accept_out_cache_loc_matches_loop(seed):
+    g = _gen(seed)
+    batch, steps = 1 + seed, 5
+    out_cache_loc = torch.randint(0, 10_000, (batch * 8,), generator=g)
+    accept_index = torch.randint(0, batch * 8, (batch, steps), generator=g)
+    accept_index[torch.rand(batch, steps, generator=g) < 0.3] = -1
+    size = batch * steps
+    got = torch.zeros(size, dtype=torch.int64)
+    expected = got.clone()
+    kept = [out_cache_loc[i] for i in accept_index.reshape(-1).tolist() if i != -1]
+    if kept:
+        expected[: len(kept)] = torch.stack(kept)
+    cpu_ops.fill_accept_out_cache_loc(accept_index, out_cache_loc, got, size)
+    assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_fill_bonus_tokens_matches_loop(seed):
+    g = _gen(seed)
+    batch, stride = 1 + seed, 4
+    accept_tokens = torch.randint(0, 500, (batch * stride,), generator=g)
+    accept_lens = torch.randint(1, stride + 1, (batch,), generator=g, dtype=torch.int32)
+    bonus = torch.zeros(batch, dtype=torch.int64)
+    cpu_ops.fill_bonus_tokens(accept_tokens, accept_lens, bonus, stride, batch)
+    expected = [accept_tokens[i * stride + accept_lens[i] - 1] for i in range(batch)]
+    assert bonus.tolist() == [int(t) for t in expected]
+
+
+def _random_trees(g: torch.Generator, batch: int, n: int) -> torch.Tensor:
+    """Tree masks (batch, n, n) with node 0 the root and parents before children."""
+    mask = torch.zeros(batch, n, n, dtype=torch.bool)
+    for b in range(batch):
+        mask[b, 0, 0] = True
+        for node in range(1, n):
+            parent = int(torch.randint(0, node, (1,), generator=g))
+            mask[b, node] = mask[b, parent]
+            mask[b, node, node] = True
+    return mask
+
+
+def _parents(tree: torch.Tensor) -> list[int]:
+    """Per node, its parent (deepest strict ancestor) or -1."""
+    out = []
+    for node in range(tree.shape[0]):
+        ancestors = [j for j in range(node) if tree[node, j]]
+        out.append(ancestors[-1] if ancestors else -1)
+    return out
+
+
+def _links_loop(tree: torch.Tensor) -> tuple[list[int], list[int]]:
+    """First child and next sibling of each node by a per-node scan."""
+    parents = _parents(tree)
+    n = len(parents)
+    first_child = [next((k for k in range(n) if parents[k] == i), -1) for i in range(n)]
+    next_sibling = [
+        next((k for k in range(i + 1, n) if parents[k] == parents[i]), -1)
+        if parents[i] >= 0
+        else -1
+        for i in range(n)
+    ]
+    return first_child, next_sibling
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_reconstruct_indices_from_tree_mask_matches_loop(seed):
+    g = _gen(seed)
+    batch, n = 1 + seed, 7
+    trees = _random_trees(g, batch, n)
+    seq_lens = torch.randint(1, 50, (batch,), generator=g)
+    positions = torch.empty(batch * n, dtype=torch.int64)
+    index, next_token, next_sibling = (torch.empty(batch, n, dtype=torch.int64) for _ in "abc")
+    kernel_standins.reconstruct_indices_from_tree_mask(
+        trees.reshape(-1), seq_lens, positions, index, next_token, next_sibling, batch, n
+    )
+    for b in range(batch):
+        first_child, sibling = _links_loop(trees[b])
+        depths = [int(trees[b, i, :i].sum()) for i in range(n)]
+        assert next_token[b].tolist() == first_child
+        assert next_sibling[b].tolist() == sibling
+        assert positions.view(batch, n)[b].tolist() == [d + int(seq_lens[b]) for d in depths]
+        assert index[b].tolist() == list(range(b * n, (b + 1) * n))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_verify_tree_greedy_accepts_the_longest_matching_path(seed):
+    g = _gen(seed)
+    batch, n, vocab = 1 + seed, 8, 3  # a tiny vocabulary so that drafts often match
+    trees = _random_trees(g, batch, n)
+    candidates = torch.randint(0, vocab, (batch, n), generator=g)
+    target = torch.randint(0, vocab, (batch * n,), generator=g)
+    index, next_token, next_sibling = (torch.empty(batch, n, dtype=torch.int64) for _ in "abc")
+    kernel_standins.reconstruct_indices_from_tree_mask(
+        trees.reshape(-1), torch.zeros(batch), torch.empty(batch * n, dtype=torch.int64),
+        index, next_token, next_sibling, batch, n,
+    )  # fmt: skip
+    predicts = torch.full((batch * n,), -1, dtype=torch.int64)
+    accept_index = torch.full((batch, n), -1, dtype=torch.int64)
+    accept_num = torch.zeros(batch, dtype=torch.int64)
+    cpu_ops.verify_tree_greedy(
+        predicts, accept_index, accept_num, candidates, index, next_token, next_sibling, target
+    )
+    for b in range(batch):
+        parents = _parents(trees[b])
+        path = [0]  # from the root, the first child (in node order) whose token is the target's
+        while True:
+            wanted = int(target[b * n + path[-1]])
+            children = [k for k in range(n) if parents[k] == path[-1]]
+            match = next((k for k in children if int(candidates[b, k]) == wanted), None)
+            if match is None:
+                break
+            path.append(match)
+        assert int(accept_num[b]) == len(path) - 1
+        assert accept_index[b, : len(path)].tolist() == [b * n + k for k in path]
+        for parent, child in zip(path, path[1:], strict=False):
+            assert int(predicts[b * n + parent]) == int(candidates[b, child])
+        assert int(predicts[b * n + path[-1]]) == int(target[b * n + path[-1]])
+
+
+def _target_verify_attention_loop(
+    q, k_cache, v_cache, req_to_token, rows, kv_lens, mask, n, heads, head_dim, v_dim, scale
+):
+    """The per-request reference: one SDPA call per request over its own KV."""
+    queries = q.view(-1, heads, head_dim)
+    out = q.new_empty((queries.shape[0], heads * v_dim)).view(-1, heads, v_dim)
+    offset = 0
+    for i, total in enumerate(kv_lens.tolist()):
+        slots = req_to_token[int(rows[i]), :total].long()
+        keys, values = k_cache[slots].transpose(0, 1), v_cache[slots].transpose(0, 1)
+        allowed = mask[offset : offset + n * total].view(n, total)
+        offset += n * total
+        attended = torch.nn.functional.scaled_dot_product_attention(
+            queries[i * n : (i + 1) * n].transpose(0, 1).unsqueeze(0),
+            keys.unsqueeze(0),
+            values.unsqueeze(0),
+            attn_mask=allowed,
+            scale=scale,
+            enable_gqa=heads != keys.shape[0],
+        )
+        out[i * n : (i + 1) * n] = attended.squeeze(0).transpose(0, 1)
+    return out.view(-1, heads * v_dim)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("kv_heads", [4, 2])
+def test_target_verify_attention_matches_per_request_loop(seed, kv_heads):
+    g = _gen(seed)
+    batch, n, heads, head_dim, pool_size = 1 + seed, 5, 4, 8, 400
+    prefix = torch.randint(1, 30, (batch,), generator=g)
+    kv_lens = prefix + n
+    trees = _random_trees(g, batch, n)
+    mask = torch.cat(
+        [torch.cat([torch.ones(n, int(p), dtype=torch.bool), trees[b]], 1).reshape(-1)
+         for b, p in enumerate(prefix.tolist())]
+    )  # fmt: skip
+    rows = torch.randperm(batch + 2, generator=g)[:batch]
+    req_to_token = torch.randint(1, pool_size, (batch + 2, 64), dtype=torch.int32, generator=g)
+    k_cache = torch.randn(pool_size, kv_heads, head_dim, generator=g)
+    v_cache = torch.randn(pool_size, kv_heads, head_dim, generator=g)
+    q = torch.randn(batch * n, heads * head_dim, generator=g)
+    args = (q, k_cache, v_cache, req_to_token, rows, kv_lens, mask, n, heads, head_dim, head_dim)
+    got = cpu_ops.target_verify_attention(*args, 0.3)
+    expected = _target_verify_attention_loop(*args, 0.3)
+    assert got.shape == (batch * n, heads * head_dim)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
