@@ -54,13 +54,16 @@ def main(argv: list[str] | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     runs = []
     for mode in modes:
-        model_path = resolve_model(mode.model or args.model)
+        model = mode.model or args.model
+        model_path = resolve_model(model)
         prompts = chat_prompts(model_path, questions)
         engine = apar_sgl.Engine(model_path, dtype=args.dtype, random_seed=0, **mode.engine_kwargs)
         try:
             for concurrency in concurrencies:
                 ids = [q.question_id for q in questions]
-                runs.append(run_mode(engine, mode, ids, prompts, args.max_tokens, concurrency))
+                runs.append(
+                    run_mode(engine, mode, model, ids, prompts, args.max_tokens, concurrency)
+                )
         finally:
             engine.shutdown()
     with open(out / "results.jsonl", "w") as f:

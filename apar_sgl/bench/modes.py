@@ -33,3 +33,10 @@ register(
         engine_kwargs={"speculative_algorithm": "NGRAM"},
     )
 )
+register(
+    Mode(
+        "apar",
+        "the APAR model forking its own answer (APAR runtime on), vs the base model's ar",
+        model="apar-smollm2",
+    )
+)

@@ -12,6 +12,7 @@ from apar_sgl.bench.runner import ModeRun
 
 class SummaryRow(NamedTuple):
     mode: str
+    model: str
     concurrency: int
     answers: int
     wall_s: float
@@ -19,13 +20,18 @@ class SummaryRow(NamedTuple):
     tokens_per_s: float
     steps_per_answer: float
     tokens_per_step: float
+    peak_kv_per_answer: float
     accept_length: float | None
     identical_to_ar: float | None
     speedup_vs_ar: float | None
 
 
 def summarize(runs: list[ModeRun]) -> list[SummaryRow]:
-    """Per-run metrics; identity and speed-up compare with the `ar` run at the same concurrency."""
+    """Per-run metrics against the `ar` run at the same concurrency.
+
+    Speed-up is the ratio of output tokens per second; identity is only defined for runs of
+    the same model as that `ar` run.
+    """
     reference = {run.concurrency: run for run in runs if run.mode == "ar"}
     rows = []
     for run in runs:
@@ -35,14 +41,16 @@ def summarize(runs: list[ModeRun]) -> list[SummaryRow]:
         ref = reference.get(run.concurrency)
         identical = speedup = None
         if ref is not None:
-            ref_text = {r.question_id: r.text for r in ref.results}
-            same = [r.text == ref_text.get(r.question_id) for r in run.results]
-            identical = sum(same) / len(same) if same else None
+            if ref.model == run.model:
+                ref_text = {r.question_id: r.text for r in ref.results}
+                same = [r.text == ref_text.get(r.question_id) for r in run.results]
+                identical = sum(same) / len(same) if same else None
             ref_rate = sum(r.output_tokens for r in ref.results) / ref.wall_s
             speedup = (tokens / run.wall_s) / ref_rate if ref_rate else None
         rows.append(
             SummaryRow(
                 mode=run.mode,
+                model=run.model,
                 concurrency=run.concurrency,
                 answers=len(run.results),
                 wall_s=round(run.wall_s, 2),
@@ -50,6 +58,7 @@ def summarize(runs: list[ModeRun]) -> list[SummaryRow]:
                 tokens_per_s=round(tokens / run.wall_s, 2),
                 steps_per_answer=round(steps / max(1, len(run.results)), 2),
                 tokens_per_step=round(tokens / max(1, steps), 3),
+                peak_kv_per_answer=round(statistics.mean(r.peak_kv_tokens for r in run.results), 1),
                 accept_length=round(statistics.mean(accepts), 3) if accepts else None,
                 identical_to_ar=identical,
                 speedup_vs_ar=round(speedup, 3) if speedup is not None else None,
@@ -73,7 +82,7 @@ def environment(model: str, extra: dict[str, Any]) -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
-        "model": model,
+        "default_model": model,
         "versions": versions,
         **extra,
     }
@@ -81,13 +90,15 @@ def environment(model: str, extra: dict[str, Any]) -> dict[str, Any]:
 
 def markdown(rows: list[SummaryRow], env: dict[str, Any]) -> str:
     header = (
-        "| mode | conc | answers | wall s | out tok | tok/s | steps/answer | tok/step "
-        "| accept len | identical to ar | tok/s vs ar |\n|" + "---|" * 11
+        "| mode | model | conc | answers | wall s | out tok | tok/s | steps/answer | tok/step "
+        "| peak KV/answer "
+        "| accept len | identical to ar | tok/s vs ar |\n|" + "---|" * 13
     )
     lines = [header]
     for r in rows:
         cells = [
             r.mode,
+            r.model,
             r.concurrency,
             r.answers,
             r.wall_s,
@@ -95,6 +106,7 @@ def markdown(rows: list[SummaryRow], env: dict[str, Any]) -> str:
             r.tokens_per_s,
             r.steps_per_answer,
             r.tokens_per_step,
+            r.peak_kv_per_answer,
             _fmt(r.accept_length),
             _fmt(None if r.identical_to_ar is None else f"{r.identical_to_ar:.0%}"),
             _fmt(None if r.speedup_vs_ar is None else f"{r.speedup_vs_ar:.2f}x"),

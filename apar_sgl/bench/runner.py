@@ -21,15 +21,24 @@ class RequestResult:
     decode_steps: int
     accept_length: float | None
     latency_s: float
+    peak_kv_tokens: int
     apar: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
 class ModeRun:
     mode: str
+    model: str
     concurrency: int
     wall_s: float
     results: list[RequestResult]
+
+
+def peak_kv_tokens(meta: dict[str, Any]) -> int:
+    """Most KV tokens the request held at once: its tree's peak, else prompt + output."""
+    if meta.get("apar"):
+        return int(meta["apar"]["peak_kv_tokens"])
+    return int(meta["prompt_tokens"]) + int(meta["completion_tokens"])
 
 
 def decode_steps(meta: dict[str, Any]) -> int:
@@ -44,6 +53,7 @@ def decode_steps(meta: dict[str, Any]) -> int:
 def run_mode(
     engine,
     mode: Mode,
+    model: str,
     question_ids: list[int],
     prompts: list[str],
     max_tokens: int,
@@ -71,8 +81,9 @@ def run_mode(
                         decode_steps=decode_steps(meta),
                         accept_length=meta.get("spec_accept_length"),
                         latency_s=latency,
+                        peak_kv_tokens=peak_kv_tokens(meta),
                         apar=meta.get("apar"),
                     )
                 )
             bar.update(len(wave))
-    return ModeRun(mode.name, concurrency, time.perf_counter() - started, results)
+    return ModeRun(mode.name, model, concurrency, time.perf_counter() - started, results)

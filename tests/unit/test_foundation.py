@@ -86,17 +86,20 @@ def test_port_in_use_is_reported():
 
 
 def _result(mode, qid, text, tokens, steps):
-    return RequestResult(mode, 1, qid, text, tokens, steps, None, 0.1)
+    return RequestResult(mode, 1, qid, text, tokens, steps, None, 0.1, 20 + tokens)
 
 
 def test_summary_compares_with_ar_at_the_same_concurrency():
-    ar = ModeRun("ar", 1, 10.0, [_result("ar", 1, "a", 10, 10), _result("ar", 2, "b", 10, 10)])
-    fast = ModeRun("x", 1, 5.0, [_result("x", 1, "a", 10, 4), _result("x", 2, "c", 10, 6)])
-    rows = {row.mode: row for row in summarize([ar, fast])}
+    ar = ModeRun("ar", "m", 1, 10.0, [_result("ar", 1, "a", 10, 10), _result("ar", 2, "b", 10, 10)])
+    fast = ModeRun("x", "m", 1, 5.0, [_result("x", 1, "a", 10, 4), _result("x", 2, "c", 10, 6)])
+    other = ModeRun("y", "n", 1, 20.0, [_result("y", 1, "a", 10, 2)])
+    rows = {row.mode: row for row in summarize([ar, fast, other])}
     assert rows["x"].identical_to_ar == 0.5
+    assert rows["y"].identical_to_ar is None and rows["y"].speedup_vs_ar == 0.25
     assert rows["x"].speedup_vs_ar == 2.0
     assert rows["x"].steps_per_answer == 5.0
     assert rows["ar"].tokens_per_step == 1.0
+    assert rows["ar"].peak_kv_per_answer == 30.0
 
 
 def test_decode_steps_prefers_apar_then_speculative_counts():
