@@ -32,6 +32,11 @@ from apar_sgl.dsl.program import Program, ProgramStream, function
 from apar_sgl.dsl.schema_split import SchemaSplitError
 from apar_sgl.dsl.state import DeferredError, State, StreamChunk, fork
 
+# pyproject maps this folder into apar_sgl; loading it as `dsl` too would make two copies.
+if __name__ != "apar_sgl.dsl":
+    raise ImportError(f"import apar_sgl.dsl, not {__name__}")
+
+
 __all__ = [
     "Backend",
     "BackendError",

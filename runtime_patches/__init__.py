@@ -11,6 +11,11 @@ import logging
 from collections.abc import Callable
 from typing import NamedTuple
 
+# pyproject maps this folder into apar_sgl; loading it as `runtime_patches` too would copy it.
+if __name__ != "apar_sgl.runtime_patches":
+    raise ImportError(f"import apar_sgl.runtime_patches, not {__name__}")
+
+
 logger = logging.getLogger(__name__)
 
 

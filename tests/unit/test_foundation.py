@@ -116,3 +116,15 @@ def test_light_imports_do_not_load_sglang_or_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("folder", ["dsl", "runtime_patches"])
+def test_mapped_folders_do_not_import_under_their_folder_name(folder):
+    from pathlib import Path
+
+    repo_root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {folder}"], cwd=repo_root, capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert f"import apar_sgl.{folder}, not {folder}" in result.stderr.splitlines()[-1]
