@@ -24,3 +24,8 @@ def cache_dir() -> Path:
         return Path(explicit).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(xdg).expanduser() / "apar-sgl"
+
+
+def default_backend_url() -> str | None:
+    """APAR_BACKEND: a server URL DSL programs use by default instead of an embedded engine."""
+    return os.environ.get("APAR_BACKEND") or None

@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 
 from apar_sgl.dsl.chat import ChatFormat, chat_format_for
 
+from apar_sgl import env
+
 logger = logging.getLogger(__name__)
 
 
@@ -233,9 +235,12 @@ def set_default_backend(backend: Backend | str | Any | None) -> Backend | None:
 
 
 def default_backend() -> Backend:
-    """The default backend; starts one shared embedded Engine on the default model if unset."""
+    """The default backend: the server at $APAR_BACKEND if set, else one shared embedded
+    Engine on the default model, started on first use."""
     global _default
     with _default_lock:
+        if _default is None and env.default_backend_url():
+            _default = HttpBackend(env.default_backend_url())
         if _default is None:
             from apar_sgl.engine import Engine
 

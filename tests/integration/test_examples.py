@@ -1,4 +1,7 @@
-"""Every example runs on the embedded default model (small token budget) and prints its result."""
+"""Every example runs on the embedded default model (small token budget) and prints its result.
+
+The examples share one server on SmolLM2 ($APAR_BACKEND) instead of each starting an engine.
+"""
 
 from __future__ import annotations
 
@@ -19,12 +22,25 @@ EXPECTED = {
 }
 
 
-@pytest.mark.slow
+@pytest.fixture(scope="module")
+def smollm2_server():
+    from apar_sgl.server_process import ServerProcess
+
+    server = ServerProcess(["--constrained-json-disable-any-whitespace"])
+    yield server
+    server.stop()
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_example_runs(name):
-    env = {**os.environ, "APAR_EXAMPLE_MAX_TOKENS": "8", "PYTHONPATH": str(ROOT)}
+def test_example_runs(name, smollm2_server):
+    env = {
+        **os.environ,
+        "APAR_EXAMPLE_MAX_TOKENS": "8",
+        "APAR_BACKEND": smollm2_server.url,
+    }
+    args = [smollm2_server.url] if name == "openai_client.py" else []
     done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / name)],
+        [sys.executable, str(ROOT / "examples" / name), *args],
         capture_output=True,
         text=True,
         timeout=300,
