@@ -54,6 +54,7 @@ class Backend(ABC):
         self._queue: list[_Ticket] = []
         self._queue_lock = threading.Lock()
         self._call_lock = threading.Lock()
+        self._chat_lock = threading.Lock()
         self._chat: ChatFormat | None = None
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
@@ -76,8 +77,10 @@ class Backend(ABC):
 
     @property
     def chat_format(self) -> ChatFormat:
-        if self._chat is None:
-            self._chat = chat_format_for(self._tokenizer(), self.model_path)
+        # run_batch threads ask at once; transformers' lazy imports are not thread-safe.
+        with self._chat_lock:
+            if self._chat is None:
+                self._chat = chat_format_for(self._tokenizer(), self.model_path)
         return self._chat
 
     def shutdown(self) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Generator, Mapping
+from typing import Any, NamedTuple
 
 from apar_sgl.dsl.backend import Completion, Request
 from apar_sgl.dsl.executor import GenerationError, Step, _finish, commit_request
@@ -39,13 +39,35 @@ class BranchError(GenerationError):
         super().__init__(f"{display(branch.path)} ({branch.pointer or '/'}): {message}")
 
 
+class JsonResult(NamedTuple):
+    obj: dict[str, Any]  # as generated, in schema order
+    value: Any  # validated: a model instance (model given) or ``obj``
+    metas: dict[str, dict[str, Any]]  # each branch's meta_info by its pointer
+
+
 def run_gen_json(state: State, expr: GenJson) -> Step:
     plan = split_schema(expr.target, sequential=expr.sequential)
+    label = f"{state.label}.{expr.name}" if state.label else expr.name
+    committed = state._committed >= len(state._text)
+    result = yield from generate_json(plan, expr, state._text, label, committed=committed)
+    state._append(json.dumps(result.obj))
+    state._capture(expr.name, result.value, result.metas)
+    state._committed = len(state._text)
+
+
+def generate_json(
+    plan: SchemaPlan, expr: GenJson, prefix: str, label: str, *, committed: bool = False
+) -> Generator[list[Request], list[Completion], JsonResult]:
+    """Yield the branch batches of ``plan`` after ``prefix`` stage by stage; return the object.
+
+    Backend-agnostic: whoever drives the step sends each batch together (the DSL's executor,
+    or the server's parallel-JSON route on the tokenizer manager). ``committed`` says that
+    ``prefix`` is already in the radix cache.
+    """
     levels = {b.path: level for level, stage in enumerate(plan.stages) for b in stage}
     stages = plan.stages if expr.parallel else tuple((b,) for st in plan.stages for b in st)
-    prefix = state._text
-    if expr.parallel and len(plan.stages[0]) > 1 and state._committed < len(prefix):
-        yield [commit_request(prefix, f"{expr.name}:prefix")]
+    if expr.parallel and len(plan.stages[0]) > 1 and not committed:
+        yield [commit_request(prefix, f"{label}:prefix")]
     values: dict[Path, Any] = {}
     metas: dict[str, dict[str, Any]] = {}
     for stage in stages:
@@ -53,17 +75,14 @@ def run_gen_json(state: State, expr: GenJson) -> Step:
         for b in stage:
             seen = [(p, values[p.path]) for p in plan.branches if levels[p.path] < levels[b.path]]
             requests.append(
-                Request(branch_prompt(prefix, b, seen), leaf_params(b, expr), _lbl(state, expr, b))
+                Request(branch_prompt(prefix, b, seen), leaf_params(b, expr), label + b.pointer)
             )
         completions = yield requests
         for b, completion in zip(stage, completions, strict=True):
             values[b.path] = parse_leaf(b, completion, expr.max_tokens)
             metas[b.pointer] = completion.meta
     obj = assemble(plan, values)
-    result = validate_result(plan, obj)
-    state._append(json.dumps(obj))
-    state._capture(expr.name, result, metas)
-    state._committed = len(state._text)
+    return JsonResult(obj, validate_result(plan, obj), metas)
 
 
 def branch_prompt(prefix: str, branch: FieldBranch, seen: list[tuple[FieldBranch, Any]]) -> str:
@@ -84,6 +103,10 @@ def leaf_params(branch: FieldBranch, expr: GenJson) -> dict[str, Any]:
 
 
 def parse_leaf(branch: FieldBranch, completion: Completion, max_tokens: int) -> Any:
+    if _finish(completion) == "abort":
+        reason = completion.meta.get("finish_reason")
+        message = reason.get("message") if isinstance(reason, dict) else None
+        raise BranchError(branch, f"aborted: {message or 'no reason given'}")
     if _finish(completion) == "length":
         raise BranchError(
             branch, f"value did not finish within max_tokens={max_tokens}: {completion.text[:80]!r}"
@@ -103,8 +126,3 @@ def validate_result(plan: SchemaPlan, obj: Mapping[str, Any]) -> Any:
 
 def display(path: Path) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
-
-
-def _lbl(state: State, expr: GenJson, branch: FieldBranch) -> str:
-    base = f"{state.label}.{expr.name}" if state.label else expr.name
-    return base + branch.pointer

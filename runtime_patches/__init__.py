@@ -42,14 +42,23 @@ def _hook_table() -> list[Hook]:
         )
     ]
     hooks += _apar_hooks()
+    hooks += _anpd_hooks()
+    hooks += _parallel_json_hooks()
     return hooks
 
 
 def _apar_hooks() -> list[Hook]:
     """The APAR runtime: forks in the scheduler, one joined answer per request."""
-    from apar_sgl.runtime_patches import apar_fork, apar_stream
+    from apar_sgl.runtime_patches import apar_fork, apar_openai, apar_stream
 
-    hooks = [Hook(_target(apar_fork.scheduler_init), "AFTER", apar_fork.scheduler_init, False)]
+    hooks = [
+        Hook(_target(fn), "AFTER", fn, cpu_only=False)
+        for fn in (
+            apar_fork.scheduler_init,
+            apar_openai.build_completion_response,
+            apar_openai.build_chat_response,
+        )
+    ]
     hooks += [
         Hook(_target(fn), "AROUND", fn, cpu_only=False)
         for fn in (
@@ -60,9 +69,27 @@ def _apar_hooks() -> list[Hook]:
             apar_stream.stream_output_generation,
             apar_stream.is_request_level_customized_info_key,
             apar_stream.update_request_meta_info,
+            apar_openai.generate_completion_stream,
+            apar_openai.generate_chat_stream,
         )
     ]
     return hooks
+
+
+def _anpd_hooks() -> list[Hook]:
+    """ANPD's counters in the scheduler's internal state (the worker itself is an algorithm)."""
+    from apar_sgl.runtime_patches import anpd_worker
+
+    fn = anpd_worker.add_speculative_state
+    return [Hook(_target(fn), "AFTER", fn, cpu_only=False)]
+
+
+def _parallel_json_hooks() -> list[Hook]:
+    """`"apar_parallel_json": true` on /v1/chat/completions: field-parallel JSON documents."""
+    from apar_sgl.runtime_patches import parallel_json_route
+
+    fn = parallel_json_route.handle_chat_request
+    return [Hook(_target(fn), "AROUND", fn, cpu_only=False)]
 
 
 def _target(fn: Callable) -> str:

@@ -3,6 +3,9 @@
 Pure Python + numpy (no torch, no sglang): per-request `NgramTable`s seeded from the prompt and
 fed every accepted token, a `DraftLengthController` per request, and the batch's draft trees
 packed as node 0 = the last accepted token (the root), then the draft nodes, then padding.
+An APAR child starts from a fork of its parent's table; the children of one parent also share
+a family table, so each drafts from its siblings' accepted tokens. With a grammar, drafts the
+request's matcher rejects are cut before verification (`cut_tree`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -28,6 +31,37 @@ class AnpdSettings:
     token_budget: int = 64
     min_acceptance: float = 0.25
     max_entries_per_level: int = 65536
+
+
+class TokenMatcher(Protocol):
+    """A grammar cursor at the request's current position (e.g. an xgrammar GrammarMatcher)."""
+
+    def accept_token(self, token: int) -> bool: ...
+
+    def rollback(self, num_tokens: int) -> None: ...
+
+
+@dataclass(slots=True)
+class AnpdStats:
+    """Counters of one drafter since start; per request-step, not per batch."""
+
+    verify_steps: int = 0  # request-steps that went through verify
+    drafted_tokens: int = 0  # draft tokens verified
+    accepted_tokens: int = 0  # draft tokens accepted
+    cut_tokens: int = 0  # draft tokens the grammar rejected before verification
+    inherited_tables: int = 0  # APAR children that started from their parent's table
+
+    def as_dict(self) -> dict[str, float]:
+        steps = self.verify_steps
+        return {
+            "verify_steps": steps,
+            "drafted_tokens": self.drafted_tokens,
+            "accepted_tokens": self.accepted_tokens,
+            "cut_tokens": self.cut_tokens,
+            "inherited_tables": self.inherited_tables,
+            # tokens per verify step, the bonus token included (SGLang's spec_accept_length)
+            "accept_length": (steps + self.accepted_tokens) / steps if steps else 0.0,
+        }
 
 
 @dataclass(slots=True)
@@ -52,7 +86,9 @@ class AnpdDrafter:
         if settings.max_width < 1:
             raise ValueError(f"max_width must be >= 1, got {settings.max_width}")
         self.settings = settings
+        self.stats = AnpdStats()
         self._states: dict[str, _RequestState] = {}
+        self._families: dict[str, NgramTable] = {}  # by parent rid: its children's shared table
 
     def __repr__(self) -> str:
         return f"AnpdDrafter({self.settings}, requests={len(self._states)})"
@@ -65,15 +101,24 @@ class AnpdDrafter:
         rids: Sequence[str],
         prompts: Sequence[Sequence[int]],
         outputs: Sequence[Sequence[int]],
+        matchers: Sequence[TokenMatcher | None] | None = None,
     ) -> BatchDraft:
-        """Feed each request's new tokens, then draft for all; the last token is the root."""
+        """Feed each request's new tokens, then draft for all; the last token is the root.
+
+        `matchers[i]`, when given, is request i's grammar cursor: drafts it rejects are cut.
+        """
+        matchers = matchers if matchers is not None else [None] * len(rids)
         trees = []
-        for rid, prompt, output in zip(rids, prompts, outputs, strict=True):
+        for rid, prompt, output, matcher in zip(rids, prompts, outputs, matchers, strict=True):
             state = self._observe(rid, prompt, output)
             length = state.control.next_length(len(rids))
-            tree = state.table.draft_tree(length, self.settings.branching) if length else None
-            trees.append(tree if tree else DraftTree([], []))
-            state.drafted = max(tree.depths(), default=0) if tree else 0
+            tree = state.table.draft_tree(length, self.settings.branching) if length else _EMPTY
+            if matcher is not None and len(tree):
+                kept = cut_tree(tree, matcher)
+                self.stats.cut_tokens += len(tree) - len(kept)
+                tree = kept
+            trees.append(tree)
+            state.drafted = max(tree.depths(), default=0)
         width = 1 + max(len(t) for t in trees)
         roots = [
             (output[-1] if len(output) else prompt[-1])
@@ -87,21 +132,37 @@ class AnpdDrafter:
         for rid, count in zip(rids, accepted, strict=True):
             state = self._states.get(rid)
             if state is not None:
-                state.control.update(state.drafted, min(int(count), state.drafted))
+                count = min(int(count), state.drafted)
+                state.control.update(state.drafted, count)
+                self.stats.verify_steps += 1
+                self.stats.drafted_tokens += state.drafted
+                self.stats.accepted_tokens += count
 
     def release(self, rids: Iterable[str]) -> None:
+        """Forget finished requests; children keep their family table through their own."""
         for rid in rids:
             self._states.pop(rid, None)
+            self._families.pop(rid, None)
 
     def reset(self) -> None:
         self._states.clear()
+        self._families.clear()
 
     def inherit(self, parent_rid: str, child_rid: str) -> bool:
-        """Start `child_rid` with a copy of its parent's table (a fork shares the prefix)."""
+        """Start `child_rid` with a fork of its parent's table (a fork shares the prefix).
+
+        The children of one parent also read and feed a shared family table. False when the
+        parent has no table (it never decoded under ANPD, or has already been released).
+        """
         parent = self._states.get(parent_rid)
         if parent is None:
             return False
-        self._states[child_rid] = _RequestState(parent.table.fork(), self._controller(), fed=None)
+        family = self._families.get(parent_rid)
+        if family is None:
+            family = self._families[parent_rid] = self._table()
+        table = parent.table.fork(family=family)
+        self._states[child_rid] = _RequestState(table, self._controller(), fed=None)
+        self.stats.inherited_tables += 1
         return True
 
     def acceptance(self, rid: str) -> float | None:
@@ -134,6 +195,37 @@ class AnpdDrafter:
             min_acceptance=s.min_acceptance,
             token_budget=s.token_budget,
         )
+
+
+def cut_tree(tree: DraftTree, matcher: TokenMatcher) -> DraftTree:
+    """The nodes whose path from the root `matcher` accepts; the matcher ends where it began.
+
+    A rejected node drops its whole subtree. Cost: one accept and one rollback per kept node
+    plus one accept per rejected node (no vocabulary bitmask).
+    """
+    children: list[list[int]] = [[] for _ in range(len(tree) + 1)]  # slot 0: the root
+    for i, parent in enumerate(tree.parents):
+        children[parent + 1].append(i)
+    kept: dict[int, int] = {}  # old index -> new index
+    tokens: list[int] = []
+    parents: list[int] = []
+
+    def visit(slot: int) -> None:
+        for i in children[slot]:
+            if not matcher.accept_token(tree.tokens[i]):
+                continue
+            parent = tree.parents[i]
+            kept[i] = len(tokens)
+            tokens.append(tree.tokens[i])
+            parents.append(ROOT if parent == ROOT else kept[parent])
+            visit(i + 1)
+            matcher.rollback(1)
+
+    visit(0)
+    return DraftTree(tokens, parents)
+
+
+_EMPTY = DraftTree([], [])
 
 
 def _pack(

@@ -9,7 +9,11 @@ runs SGLang's own kernels and a CPU host our platform's stand-ins. Differences f
   `DraftLengthController` and a batch token budget keep short under load or low acceptance
   (width 1 = plain decoding through the verify path). Results are padded back to the
   configured width, so SGLang's scheduler sees NGRAM's fixed row stride.
-`inherit_table(parent_rid, child_rid)` gives an APAR child its parent's table.
+`inherit_table(parent_rid, child_rid)` gives an APAR child its parent's table (and its siblings'
+family table). With an xgrammar grammar (SGLang's default backend), drafts the request's matcher
+rejects are cut before verification; other backends keep them (verify masks them anyway).
+`add_speculative_state` reports the drafter's counters in `Engine.get_server_info()
+["internal_states"][0]["anpd"]`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from apar_sgl.config import apar_args_of
 logger = logging.getLogger(__name__)
 
 ALGORITHM = "ANPD"
+STATE_KEY = "anpd"
 DEFAULT_WIDTH = 8  # root + 7 drafts; measured acceptance on chat text rarely passes 6
 DEFAULT_MAX_RUNNING_REQUESTS = 48  # as SGLang sets for NGRAM
 _drafters: list[AnpdDrafter] = []  # the worker of this scheduler process (one per process)
@@ -35,6 +40,18 @@ def inherit_table(parent_rid: str, child_rid: str) -> bool:
     Call in the scheduler process before the child's first decode step. No-op when ANPD is off.
     """
     return any(drafter.inherit(parent_rid, child_rid) for drafter in _drafters)
+
+
+def add_speculative_state(result, self, state):
+    """sglang.srt.managers.scheduler_components.internal_state.SchedulerInternalStateController._add_speculative
+
+    Adds the ANPD drafter's counters (`AnpdStats`) to the scheduler's internal state.
+    """
+    worker = getattr(self.scheduler, "draft_worker", None)
+    drafter = getattr(worker, "drafter", None)
+    if isinstance(drafter, AnpdDrafter):
+        state[STATE_KEY] = drafter.stats.as_dict()
+    return result
 
 
 def register_algorithm() -> None:
@@ -164,6 +181,7 @@ def _make_worker_class() -> type:
                 [r.rid for r in reqs],
                 [r.origin_input_ids_unpadded for r in reqs],
                 [r.output_ids for r in reqs],
+                [_grammar_cursor(r.grammar) for r in reqs] if batch.has_grammar else None,
             )
             width = self.draft_token_num = draft.width
             self._verified_rids = [r.rid for r in reqs]
@@ -233,6 +251,30 @@ def _full_mask(tree_mask: torch.Tensor, seq_lens: torch.Tensor, bs: int, width: 
         [prefix.expand(bs, width, longest), torch.ones_like(tree, dtype=torch.bool)], dim=2
     )
     return rows[keep]
+
+
+class _XGrammarCursor:
+    """`TokenMatcher` over an xgrammar matcher: a rejected or post-termination token is refused."""
+
+    __slots__ = ("_matcher",)
+
+    def __init__(self, matcher) -> None:
+        self._matcher = matcher
+
+    def accept_token(self, token: int) -> bool:
+        return not self._matcher.is_terminated() and self._matcher.accept_token(token)
+
+    def rollback(self, num_tokens: int) -> None:
+        self._matcher.rollback(num_tokens)
+
+
+def _grammar_cursor(grammar) -> _XGrammarCursor | None:
+    """A cursor on the request's own matcher (it is rolled back after use); None: no cut."""
+    from sglang.srt.constrained.xgrammar_backend import XGrammarGrammar
+
+    if isinstance(grammar, XGrammarGrammar) and not grammar.finished:
+        return _XGrammarCursor(grammar.matcher)
+    return None
 
 
 class _CorpusFacade:

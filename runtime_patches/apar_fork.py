@@ -21,10 +21,13 @@ Rules:
   reaches it, every live branch is finished (one in flight may add a token) and the joined
   answer is cut to `max_new_tokens` tokens, finish reason `length`.
 - A stop string or stop token ends the branch it occurs in. A child's final stop token is left
-  out of the answer; a stop string's text stays (only the root's is trimmed, as SGLang does).
-- Limits (`--apar-max-branches/-depth/-concurrent-children`) mask the fork token; one sampled
-  anyway (the overlap scheduler masks one step late) still forks when its concurrency slot
-  frees, so no text is lost.
+  out of the answer and its stop string trimmed from its text (`trim_stop_str`: cut where
+  SGLang's detokenizer cuts a request's text, kept with `no_stop_trim`); the root's is trimmed
+  by the detokenizer as for any request, and its stop tokens stay in `output_ids`.
+- Limits `--apar-max-branches/-depth` mask the fork token; one sampled anyway (the overlap
+  scheduler masks one step late) still forks, so no text is lost.
+  `--apar-max-concurrent-children` defers a child's start until a running child of its tree
+  finishes (the answer is unchanged; 0 masks forks like the other limits).
 - Aborting the client request aborts every branch (their rids share its prefix) and frees KV.
 """
 
@@ -34,6 +37,7 @@ import copy
 import logging
 from array import array
 
+from apar_sgl.runtime_patches import anpd_worker
 from apar_sgl.runtime_patches.apar_state import AparNode, AparRuntime, AparTree
 from apar_sgl.runtime_patches.apar_stream import answer_request, emit_answer
 
@@ -234,6 +238,7 @@ def _spawn_child(scheduler, runtime: AparRuntime, node: AparNode, p: int) -> Non
     child.tokenizer = scheduler.tokenizer
     child.logprob_start_len = -1  # what the normal path sets without return_logprob
     runtime.add_node(tree, child, parent=node, fork_pos=p)
+    anpd_worker.inherit_table(parent.rid, child.rid)  # no-op unless ANPD drafts
     scheduler.init_req_max_new_tokens(child)
     error = validate_input_length(
         child, scheduler.max_req_input_len, get_serving().allow_auto_truncate

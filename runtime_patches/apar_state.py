@@ -49,16 +49,39 @@ class AparNode:
     children: list[AparNode] = field(default_factory=list)
     scanned: int = 0  # output positions already scanned for fork tokens
     pending: list[int] = field(default_factory=list)  # fork positions awaiting their child
+    final: list[int] | None = None  # output() once done; set by output()
 
     @property
     def done(self) -> bool:
         return self.req.finished()
 
     def output(self) -> list[int]:
-        """Tokens this branch contributes (a child's final stop token is not part of the answer)."""
+        """Tokens this branch contributes to the answer (rules: apar_fork's docstring).
+
+        A child's final stop token is left out and its stop string trimmed; while it runs, its
+        last tokens that a stop string could still trim are held back.
+        """
+        if self.final is not None:
+            return self.final
         ids = list(self.req.output_ids_through_stop)
-        if self.parent is not None and self.done and ids and _ended_on_token(self.req):
-            ids.pop()
+        if self.parent is not None:  # the root's stop string is trimmed by SGLang's detokenizer
+            ids = self._child_output(ids)
+        if self.done:
+            self.final = ids
+        return ids
+
+    def _child_output(self, ids: list[int]) -> list[int]:
+        req = self.req
+        keep_from = max([c.fork_pos for c in self.children] + self.pending, default=-1) + 1
+        if not self.done:
+            held = max((len(s) for s in req.sampling_params.stop_strs or ()), default=1) - 1
+            return ids[: max(len(ids) - held, keep_from)]
+        if ids and _ended_on_token(req):
+            return ids[:-1]
+        matched = getattr(req.finished_reason, "matched", None)
+        if isinstance(matched, str):
+            keep = req.sampling_params.no_stop_trim
+            return trim_stop_str(ids, matched, req.tokenizer, keep_stop=keep, keep_from=keep_from)
         return ids
 
 
@@ -73,6 +96,7 @@ class AparTree:
     forks: int = 0  # children spawned so far
     steps: int = 0  # scheduler iterations in which some branch generated a token
     peak_kv_tokens: int = 0
+    peak_live_children: int = 0  # most children decoding (or queued) at once
     aborted: bool = False
     truncated: bool = False  # the answer budget (max_new_tokens) ran out
     nodes: list[AparNode] = field(default_factory=list)  # pre-order of creation
@@ -121,6 +145,7 @@ class AparTree:
             len(self.root.req.origin_input_ids), spans, [not n.done for n in self.nodes]
         )
         self.peak_kv_tokens = max(self.peak_kv_tokens, held)
+        self.peak_live_children = max(self.peak_live_children, self.live_children())
 
     def stats(self, fork_id: int) -> dict[str, Any]:
         """The `meta_info["apar"]` record of a finished tree."""
@@ -132,6 +157,7 @@ class AparTree:
             "critical_path_steps": self.steps,
             "branch_tokens": [len(n.req.output_ids_through_stop) for n in self._preorder()],
             "peak_kv_tokens": self.peak_kv_tokens,
+            "peak_live_children": self.peak_live_children,
             "branch_cached_tokens": [
                 [len(n.req.origin_input_ids), n.req.cached_tokens] for n in self._preorder()
             ],
@@ -197,12 +223,40 @@ class AparRuntime:
             not (tree.aborted or tree.truncated)
             and node.depth < limits.max_depth
             and tree.forks + pending < limits.max_branches
-            and tree.live_children() + pending < limits.max_concurrent_children
+            and limits.max_concurrent_children > 0
         )
 
     def may_spawn(self, node: AparNode) -> bool:
-        """Whether a fork token already sampled may start its child now (else it waits)."""
+        """Whether a fork token already sampled may start its child now (else it waits).
+
+        The concurrency limit defers children instead of suppressing forks, so the tree and
+        its answer are those of the unlimited run; only the critical path grows.
+        """
         return node.tree.live_children() < max(node.tree.limits.max_concurrent_children, 1)
+
+
+def trim_stop_str(
+    ids: list[int], stop: str, tokenizer, keep_stop: bool = False, keep_from: int = 0
+) -> list[int]:
+    """`ids` cut where their text first contains `stop`, as SGLang's detokenizer cuts text.
+
+    The text is cut before the stop string (after it with `keep_stop`); a token that the cut
+    splits is replaced by the encoding of its kept text. `ids[:keep_from]` are always kept.
+    """
+    text = tokenizer.decode(ids)
+    pos = text.find(stop)
+    if pos < 0:
+        return ids
+    end = pos + len(stop) if keep_stop else pos
+    k = len(ids)  # the stop ends in the last tokens, so search from the end
+    while k > keep_from:
+        head = tokenizer.decode(ids[:k])
+        if len(head) <= end and text.startswith(head):
+            break
+        k -= 1
+    head = tokenizer.decode(ids[:k])
+    rest = text[len(head) : end] if len(head) < end else ""
+    return ids[:k] + (tokenizer.encode(rest, add_special_tokens=False) if rest else [])
 
 
 def _token_id(tokenizer, token: str) -> int | None:

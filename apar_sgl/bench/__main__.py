@@ -2,6 +2,8 @@
 
 Every mode runs on the same machine, model, prompts and dtype in one invocation, so the
 ratios in the summary (tokens/s vs `ar`, identity vs `ar`) are comparable.
+`--workload parallel-json` instead compares serial constrained JSON with `gen_json`'s
+field-parallel branches on one engine (apar_sgl/bench/parallel_json.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import time
 from pathlib import Path
 
 from apar_sgl.bench.modes import MODES
-from apar_sgl.bench.report import environment, markdown, summarize
+from apar_sgl.bench.parallel_json import run_parallel_json_bench
+from apar_sgl.bench.report import environment, markdown, markdown_table, summarize
 from apar_sgl.bench.runner import run_mode
 from apar_sgl.bench.workload import chat_prompts, vicuna_questions
 from apar_sgl.models import DEFAULT_MODEL, resolve_model
@@ -23,12 +26,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m apar_sgl.bench", description=__doc__)
     parser.add_argument("--model", default=DEFAULT_MODEL, help="model name, HF folder or id")
     parser.add_argument(
+        "--workload",
+        choices=("vicuna", "parallel-json"),
+        default="vicuna",
+        help="vicuna: answers per mode; parallel-json: serial vs field-parallel JSON (ignores "
+        "--modes, --limit, --concurrency)",
+    )
+    parser.add_argument(
         "--modes",
         default="ar,sglang-ngram",
         help=f"comma-separated, from: {', '.join(MODES)}",
     )
     parser.add_argument("--limit", type=int, default=None, help="first N questions (all 80)")
-    parser.add_argument("--max-tokens", type=int, default=256, help="max new tokens per answer")
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=None,
+        help="max new tokens per answer (vicuna, default 256) or per JSON leaf (default 48)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="parallel-json: best of N timings per schema"
+    )
     parser.add_argument(
         "--concurrency", default="1", help="comma-separated request concurrencies, e.g. 1,8"
     )
@@ -44,14 +62,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> Path:
+    args = parse_args(argv)
+    out = args.out or Path("runs") / time.strftime("bench-%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    if args.workload == "parallel-json":
+        md = _parallel_json(args, out)
+    else:
+        md = _vicuna(args, out)
+    print(md)
+    print(f"wrote {out}/results.jsonl, summary.json, summary.md")
+    return out
+
+
+def _vicuna(args: argparse.Namespace, out: Path) -> str:
     import apar_sgl
 
-    args = parse_args(argv)
+    max_tokens = args.max_tokens or 256
     modes = [MODES[name] for name in args.modes.split(",")]
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     questions = vicuna_questions(args.limit)
-    out = args.out or Path("runs") / time.strftime("bench-%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
     runs = []
     for mode in modes:
         model = mode.model or args.model
@@ -61,27 +90,55 @@ def main(argv: list[str] | None = None) -> Path:
         try:
             for concurrency in concurrencies:
                 ids = [q.question_id for q in questions]
-                runs.append(
-                    run_mode(engine, mode, model, ids, prompts, args.max_tokens, concurrency)
-                )
+                runs.append(run_mode(engine, mode, model, ids, prompts, max_tokens, concurrency))
         finally:
             engine.shutdown()
-    with open(out / "results.jsonl", "w") as f:
-        for run in runs:
-            for result in run.results:
-                f.write(json.dumps(dataclasses.asdict(result)) + "\n")
     rows = summarize(runs)
     env = environment(
-        args.model,
-        {"questions": len(questions), "max_tokens": args.max_tokens, "dtype": args.dtype},
+        args.model, {"questions": len(questions), "max_tokens": max_tokens, "dtype": args.dtype}
     )
+    records = [dataclasses.asdict(result) for run in runs for result in run.results]
+    return _write(out, records, rows, env, markdown(rows, env))
+
+
+def _parallel_json(args: argparse.Namespace, out: Path) -> str:
+    import apar_sgl
+
+    max_tokens = args.max_tokens or 48
+    # Weak small models may otherwise emit only whitespace under a JSON grammar.
+    engine = apar_sgl.Engine(
+        resolve_model(args.model),
+        dtype=args.dtype,
+        random_seed=0,
+        constrained_json_disable_any_whitespace=True,
+    )
+    try:
+        rows = run_parallel_json_bench(engine, max_tokens=max_tokens, repeats=args.repeats)
+    finally:
+        engine.shutdown()
+    env = environment(
+        args.model,
+        {
+            "workload": "parallel-json",
+            "max_tokens_per_leaf": max_tokens,
+            "repeats": args.repeats,
+            "dtype": args.dtype,
+            "parallel_validity": sum(r.parallel_valid for r in rows) / len(rows),
+            "serial_validity": sum(r.serial_valid for r in rows) / len(rows),
+        },
+    )
+    return _write(out, [r._asdict() for r in rows], rows, env, markdown_table(rows, env))
+
+
+def _write(out: Path, records: list[dict], rows: list, env: dict, md: str) -> str:
+    with open(out / "results.jsonl", "w") as f:
+        for record in records:
+            f.write(json.dumps(record) + "\n")
     (out / "summary.json").write_text(
         json.dumps({"environment": env, "rows": [r._asdict() for r in rows]}, indent=2)
     )
-    (out / "summary.md").write_text(markdown(rows, env))
-    print(markdown(rows, env))
-    print(f"wrote {out}/results.jsonl, summary.json, summary.md")
-    return out
+    (out / "summary.md").write_text(md)
+    return md
 
 
 if __name__ == "__main__":

@@ -40,3 +40,29 @@ register(
         model="apar-smollm2",
     )
 )
+register(
+    Mode(
+        "anpd",
+        "our adaptive n-gram drafter alone (ANPD, its defaults: width 8; APAR off)",
+        engine_kwargs={"speculative_algorithm": "ANPD", "apar_mode": "off"},
+    )
+)
+register(
+    Mode(
+        "apar+anpd",
+        "the APAR model forking its answer, each branch drafted by ANPD",
+        engine_kwargs={"speculative_algorithm": "ANPD"},
+        model="apar-smollm2",
+    )
+)
+register(
+    Mode(
+        "sglang-ngram-8",
+        "SGLang's NGRAM at ANPD's default draft budget (8 verify tokens per request)",
+        engine_kwargs={
+            "speculative_algorithm": "NGRAM",
+            "speculative_num_draft_tokens": 8,
+            "apar_mode": "off",
+        },
+    )
+)

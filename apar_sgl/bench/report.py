@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import statistics
+from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, NamedTuple
 
@@ -112,6 +113,19 @@ def markdown(rows: list[SummaryRow], env: dict[str, Any]) -> str:
             _fmt(None if r.speedup_vs_ar is None else f"{r.speedup_vs_ar:.2f}x"),
         ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    facts = ", ".join(f"{k}={v}" for k, v in env.items())
+    return "\n".join(lines) + f"\n\n{facts}\n"
+
+
+def markdown_table(rows: Sequence[tuple], env: dict[str, Any]) -> str:
+    """NamedTuple rows as a markdown table (columns are the fields), then the facts."""
+    if not rows:
+        return "no rows\n"
+    fields = rows[0]._fields
+    lines = ["| " + " | ".join(fields) + " |", "|" + "---|" * len(fields)]
+    for row in rows:
+        cells = [f"{v:.3f}" if isinstance(v, float) else _fmt(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
     facts = ", ".join(f"{k}={v}" for k, v in env.items())
     return "\n".join(lines) + f"\n\n{facts}\n"
 

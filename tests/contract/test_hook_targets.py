@@ -70,6 +70,8 @@ RECORDED: dict[str, tuple[str, ...]] = {
     "._stream_output_generation": ("self", "reqs", "return_logprob", "skip_req", "is_idle_batch"),
     "sglang.srt.managers.scheduler_components.output_streamer.SchedulerOutputStreamer"
     ".is_request_level_customized_info_key": ("self", "key"),
+    "sglang.srt.managers.scheduler_components.internal_state.SchedulerInternalStateController"
+    "._add_speculative": ("self", "state"),
     "sglang.srt.managers.tokenizer_manager.TokenizerManager.update_request_meta_info": (
         "self",
         "meta_info",
@@ -77,6 +79,27 @@ RECORDED: dict[str, tuple[str, ...]] = {
         "customized_info",
         "index",
         "finish_reason",
+    ),
+    "sglang.srt.entrypoints.openai.serving_completions.OpenAIServingCompletion"
+    "._build_completion_response": ("self", "request", "ret", "created"),
+    "sglang.srt.entrypoints.openai.serving_completions.OpenAIServingCompletion"
+    "._generate_completion_stream": ("self", "adapted_request", "request", "raw_request"),
+    "sglang.srt.entrypoints.openai.serving_chat.OpenAIServingChat._build_chat_response": (
+        "self",
+        "request",
+        "ret",
+        "created",
+    ),
+    "sglang.srt.entrypoints.openai.serving_chat.OpenAIServingChat._generate_chat_stream": (
+        "self",
+        "adapted_request",
+        "request",
+        "raw_request",
+    ),
+    "sglang.srt.entrypoints.openai.serving_chat.OpenAIServingChat.handle_request": (
+        "self",
+        "request",
+        "raw_request",
     ),
 }
 

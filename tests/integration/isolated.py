@@ -13,6 +13,8 @@ import queue
 from typing import Any
 
 Job = tuple[Any, dict]  # (prompt, a list of prompts, or {"input_ids": ...}; sampling params)
+INTERNAL_STATE: Job = ("<internal state>", {})  # a job that returns the scheduler's counters
+STATE_KEYS = ("anpd", "avg_spec_accept_length")
 TIMEOUT_S = 600
 
 
@@ -50,6 +52,9 @@ def _run(model_path: str, engine_kwargs: dict, jobs: list[Job], results) -> None
 
 
 def _generate(engine, prompt, params: dict):
+    if (prompt, params) == INTERNAL_STATE:
+        state = engine.get_server_info()["internal_states"][0]
+        return {key: state[key] for key in STATE_KEYS if key in state}
     if isinstance(prompt, dict):
         out = engine.generate(sampling_params=params, **prompt)
     else:

@@ -1,4 +1,4 @@
-"""`--speculative-algorithm ANPD` on the tiny model: lossless against plain greedy decoding."""
+"""`--speculative-algorithm ANPD`: lossless against plain greedy decoding, alone and inside APAR."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.integration.isolated import generate_isolated
+from tests.integration.isolated import INTERNAL_STATE, generate_isolated
+from tests.support.apar_fixture import LIST_ANSWER, LIST_PROMPT, PLAN_ANSWER, PLAN_PROMPT
 
 PROMPTS = [
     "one two three four five six",
@@ -23,12 +24,16 @@ SCHEMA = {
     "required": ["color", "n"],
     "additionalProperties": False,
 }
+# The table learns continuations the schema forbids ("purple", 7): drafts to cut.
+OFF_SCHEMA = 'json: {"color": "purple", "n": 7}, {"color":"purple","n":7},'
 JOBS = [
     (PROMPTS, GREEDY),  # 0: a batch of 4
     (PROMPTS[REPETITIVE], GREEDY),  # 1: alone
     (SHARED_PREFIX + "one", GREEDY),  # 2, 3: the second reuses the radix cache
     (SHARED_PREFIX + "two", GREEDY),
     ("json: ", {**GREEDY, "json_schema": json.dumps(SCHEMA)}),  # 4
+    (OFF_SCHEMA, {**GREEDY, "json_schema": json.dumps(SCHEMA)}),  # 5
+    INTERNAL_STATE,  # 6
 ]
 # APAR off: an untrained model may emit the fork token, and forks are not what is compared here.
 # No whitespace inside JSON: an untrained model would otherwise pad it until max_new_tokens.
@@ -80,6 +85,49 @@ def test_json_schema_request_is_valid_and_identical(plain, anpd):
     assert anpd[4]["output_ids"] == plain[4]["output_ids"]
     answer = json.loads(anpd[4]["text"])
     assert set(answer) == {"color", "n"}
+
+
+def test_grammar_rejected_drafts_are_cut_before_verification(plain, anpd):
+    assert anpd[5]["output_ids"] == plain[5]["output_ids"]
+    assert set(json.loads(anpd[5]["text"])) == {"color", "n"}
+    assert anpd[6]["anpd"]["cut_tokens"] > 0  # only jobs 4 and 5 have a grammar
+    assert "anpd" not in plain[6]
+
+
+APAR_GREEDY = {"temperature": 0.0, "max_new_tokens": 64}
+APAR_JOBS = [
+    (LIST_PROMPT, APAR_GREEDY),  # 0: 3 children
+    (PLAN_PROMPT, APAR_GREEDY),  # 1: 3 children, one of them a grandchild
+    ([LIST_PROMPT, PLAN_PROMPT], APAR_GREEDY),  # 2: both trees in one batch
+    INTERNAL_STATE,  # 3
+]
+
+
+@pytest.fixture(scope="module")
+def apar_plain(apar_model_path):
+    return generate_isolated(apar_model_path, {"dtype": "float32", "random_seed": 0}, APAR_JOBS)
+
+
+@pytest.fixture(scope="module")
+def apar_anpd(apar_model_path):
+    return generate_isolated(
+        apar_model_path,
+        {"dtype": "float32", "random_seed": 0, "speculative_algorithm": "ANPD"},
+        APAR_JOBS,
+    )
+
+
+def test_apar_with_anpd_gives_the_same_joined_answers(apar_plain, apar_anpd):
+    assert [apar_anpd[0]["text"], apar_anpd[1]["text"]] == [LIST_ANSWER, PLAN_ANSWER]
+    assert _ids(apar_anpd[:2]) == _ids(apar_plain[:2])
+    assert _ids(apar_anpd[2]) == _ids(apar_plain[2])
+
+
+def test_apar_children_inherit_tables_and_accept_drafts(apar_anpd):
+    stats = apar_anpd[3]["anpd"]
+    assert stats["inherited_tables"] >= 6  # every child of jobs 0 and 1 (and of job 2)
+    assert stats["accepted_tokens"] > 0  # some branch verified more than one token per step
+    assert stats["accept_length"] > 1.0
 
 
 def test_anpd_is_registered_with_sglang():

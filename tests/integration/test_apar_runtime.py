@@ -153,3 +153,37 @@ def test_async_concurrent_requests_get_their_own_answers(apar_engine):
 
     a, b = apar_engine.loop.run_until_complete(both())
     assert (a["text"], b["text"]) == (LIST_ANSWER, PLAN_ANSWER)
+
+
+def test_stop_string_ends_and_is_trimmed_from_its_branch(apar_engine, tok):
+    fork, child = (tok.convert_tokens_to_ids(t) for t in (FORK_TOKEN, CHILD_TOKEN))
+    root = list(apar_engine.generate(LIST_PROMPT, PLAIN)["output_ids"])
+    second_fork = [p for p, t in enumerate(root) if t == fork][1]
+    context = _ids(tok, LIST_PROMPT) + root[: second_fork + 1] + [child]
+    plain = apar_engine.generate(input_ids=context, sampling_params={**PLAIN, "stop": "cool"})
+    assert plain["text"] == " is "  # SGLang cuts the text mid-token, before the stop string
+
+    out = apar_engine.generate(LIST_PROMPT, {**GREEDY, "stop": "cool"})
+    assert out["text"] == LIST_ANSWER.replace(" is cool", plain["text"])
+    assert out["meta_info"]["apar"]["branches"] == 4  # the stop ended only its own branch
+    assert out["meta_info"]["finish_reason"]["type"] == "stop"
+    chunks = [
+        c["text"]
+        for c in apar_engine.generate(LIST_PROMPT, {**GREEDY, "stop": "cool"}, stream=True)
+    ]
+    cumulative = all(b.startswith(a) for a, b in zip(chunks, chunks[1:], strict=False))
+    assert (chunks[-1] if cumulative else "".join(chunks)) == out["text"]
+    kept = apar_engine.generate(LIST_PROMPT, {**GREEDY, "stop": "cool", "no_stop_trim": True})
+    assert kept["text"] == LIST_ANSWER
+
+
+def test_concurrent_children_limit_keeps_the_whole_answer(apar_engine):
+    free = apar_engine.generate(LIST_PROMPT, GREEDY)
+    one_at_a_time = {**GREEDY, "custom_params": {"apar_max_concurrent_children": 1}}
+    out = apar_engine.generate(LIST_PROMPT, one_at_a_time)
+    assert out["text"] == free["text"] == LIST_ANSWER
+    assert out["meta_info"]["finish_reason"]["type"] == "stop"
+    limited, unlimited = out["meta_info"]["apar"], free["meta_info"]["apar"]
+    assert limited["peak_live_children"] == 1 < unlimited["peak_live_children"]
+    assert limited["branch_tokens"] == unlimited["branch_tokens"]  # the same tree, run serially
+    assert limited["critical_path_steps"] > unlimited["critical_path_steps"]

@@ -1,0 +1,212 @@
+"""Field-parallel JSON on /v1/chat/completions, opted into with `"apar_parallel_json": true`.
+
+A chat request with `response_format={"type": "json_schema", ...}` and the flag at the top of
+its body is answered with ONE JSON document whose leaves are generated in parallel branches on
+the shared chat prompt, through the DSL's planner and step (`gen_json`, `split_schema`,
+`generate_json`). Without the flag the request goes to SGLang untouched.
+
+`max_completion_tokens` / `max_tokens` bound each leaf branch (default: gen_json's); the
+temperature defaults to 0. Errors, never a partial document: an invalid or unsupported schema,
+streaming or n > 1 get 400 before any generation (schema errors start with the JSON pointer);
+a branch that cannot finish gets 422 naming its property path; a branch the engine rejects
+gets the engine's status and the branch's pointer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from apar_sgl.dsl.backend import Completion, Request
+from apar_sgl.dsl.executor import GenerationError
+from apar_sgl.dsl.json_gen import BranchError, JsonResult, generate_json
+from apar_sgl.dsl.ops import DslError, GenJson, gen_json
+from apar_sgl.dsl.schema_split import SchemaPlan, split_schema
+
+logger = logging.getLogger(__name__)
+
+FLAG = "apar_parallel_json"
+_NAME = "response"
+
+
+class ParallelJsonError(Exception):
+    """A parallel-JSON request failed; becomes an OpenAI error response with ``status``."""
+
+    def __init__(self, status: int, err_type: str, message: str) -> None:
+        self.status, self.err_type = status, err_type
+        super().__init__(message)
+
+
+async def handle_chat_request(original, self, request, raw_request):
+    """sglang.srt.entrypoints.openai.serving_chat.OpenAIServingChat.handle_request"""
+    try:
+        if raw_request is None or not await _opted_in(raw_request):
+            return await original(self, request, raw_request)
+        return await _parallel_json(self, request, raw_request)
+    except ParallelJsonError as exc:
+        logger.info("parallel JSON request failed (%d): %s", exc.status, exc)
+        return self.create_error_response(str(exc), exc.err_type, exc.status)
+
+
+async def _opted_in(raw_request) -> bool:
+    try:
+        body = await raw_request.json()
+    except ValueError:
+        return False  # SGLang already parsed it; let the original handler answer
+    flag = body.get(FLAG, False) if isinstance(body, dict) else False
+    if not isinstance(flag, bool):
+        raise _bad(f"{FLAG} must be a boolean, got {flag!r}")
+    return flag
+
+
+async def _parallel_json(serving, request, raw_request):
+    expr = plan_request(request)
+    loop = asyncio.get_running_loop()
+    adapted, _ = await loop.run_in_executor(
+        None, serving._convert_to_internal_request, request, raw_request
+    )
+    if any(getattr(adapted, key) for key in ("image_data", "video_data", "audio_data")):
+        raise _bad(f"{FLAG} supports text-only messages")
+    tokenizer = serving.tokenizer_manager.tokenizer
+    ids = adapted.input_ids if adapted.input_ids is not None else tokenizer.encode(adapted.text)
+    sender = _BranchSender(serving.tokenizer_manager, raw_request, list(ids))
+    plan = split_schema(expr.target, sequential=expr.sequential)
+    step = generate_json(plan, expr, sender.prefix, _NAME)
+    try:
+        requests = next(step)
+        while True:
+            requests = step.send(await sender.generate(requests))
+    except StopIteration as done:
+        result: JsonResult = done.value
+    except BranchError as exc:
+        raise ParallelJsonError(422, "UnprocessableEntity", str(exc)) from exc
+    except GenerationError as exc:
+        raise ParallelJsonError(500, "InternalServerError", str(exc)) from exc
+    return _response(request, plan, result, len(ids))
+
+
+def plan_request(request) -> GenJson:
+    """The request's gen_json expression; 400 (before generation) if it cannot be served."""
+    if request.stream:
+        raise _bad(f"{FLAG} does not support stream=true")
+    if request.n != 1:
+        raise _bad(f"{FLAG} supports n=1 only, got n={request.n}")
+    fmt = request.response_format
+    if fmt is None or getattr(fmt, "type", None) != "json_schema" or fmt.json_schema is None:
+        raise _bad(f"{FLAG} needs response_format of type json_schema")
+    schema = fmt.json_schema.schema_
+    if not isinstance(schema, dict):
+        raise _bad(f"{FLAG}: response_format.json_schema.schema is missing")
+    check_schema(schema)
+    max_tokens = request.max_completion_tokens or request.max_tokens
+    options = {} if max_tokens is None else {"max_tokens": max_tokens}
+    temperature = 0.0 if request.temperature is None else request.temperature
+    try:
+        return gen_json(_NAME, schema, temperature=temperature, **options)
+    except (ValueError, DslError) as exc:  # SchemaSplitError is a ValueError
+        raise _bad(f"{FLAG}: response_format.json_schema.schema {exc}") from exc
+
+
+def check_schema(schema: dict[str, Any]) -> None:
+    """Reject a schema its own metaschema rejects, naming the offending part's JSON pointer."""
+    import jsonschema
+
+    validator = jsonschema.validators.validator_for(schema)
+    try:
+        validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        pointer = "".join(f"/{str(p).replace('~', '~0').replace('/', '~1')}" for p in exc.path)
+        raise _bad(
+            f"{FLAG}: response_format.json_schema.schema {pointer or '/'}: {exc.message}"
+        ) from None
+
+
+class _BranchSender:
+    """Sends one DSL batch to the in-process tokenizer manager, each branch its own request.
+
+    Branch prompts are the chat prompt's token ids plus the tokenized hint after it, so every
+    branch shares the prompt's exact tokens in the radix cache.
+    """
+
+    def __init__(self, tokenizer_manager, raw_request, prefix_ids: list[int]) -> None:
+        self._tm = tokenizer_manager
+        self._raw_request = raw_request
+        self._prefix_ids = prefix_ids
+        self.prefix = tokenizer_manager.tokenizer.decode(prefix_ids)
+
+    async def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        outs = await asyncio.gather(*(self._one(r) for r in requests), return_exceptions=True)
+        for request, out in zip(requests, outs, strict=True):
+            if isinstance(out, BaseException):
+                raise _rejected(request, out)
+        return outs
+
+    async def _one(self, request: Request) -> Completion:
+        from sglang.srt.managers.io_struct import GenerateReqInput
+
+        tail = request.prompt[len(self.prefix) :]
+        tail_ids = self._tm.tokenizer.encode(tail, add_special_tokens=False) if tail else []
+        obj = GenerateReqInput(
+            input_ids=self._prefix_ids + tail_ids, sampling_params=dict(request.params)
+        )
+        out = await self._tm.generate_request(obj, self._raw_request).__anext__()
+        return Completion(out["text"], out["meta_info"])
+
+
+def _rejected(request: Request, exc: BaseException) -> ParallelJsonError:
+    where = f"branch {request.label}"
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, ValueError):
+        return ParallelJsonError(400, "BadRequest", f"{where}: {exc}")
+    if isinstance(status, int) and 400 <= status < 600:
+        return ParallelJsonError(status, "BadRequest", f"{where}: {getattr(exc, 'detail', exc)}")
+    logger.error("%s failed", where, exc_info=exc)
+    return ParallelJsonError(500, "InternalServerError", f"{where}: {exc!r}")
+
+
+def _response(request, plan: SchemaPlan, result: JsonResult, prompt_tokens: int):
+    from sglang.srt.entrypoints.openai.protocol import (
+        ChatCompletionResponse,
+        ChatCompletionResponseChoice,
+        ChatMessage,
+        UsageInfo,
+    )
+
+    completion_tokens = sum(m["completion_tokens"] for m in result.metas.values())
+    steps = sum(
+        max(result.metas[b.pointer]["completion_tokens"] for b in stage) for stage in plan.stages
+    )
+    return ChatCompletionResponse(
+        id=f"chatcmpl-{uuid.uuid4().hex}",
+        created=int(time.time()),
+        model=request.model,
+        choices=[
+            ChatCompletionResponseChoice(
+                index=0,
+                message=ChatMessage(role="assistant", content=json.dumps(result.obj)),
+                finish_reason="stop",
+            )
+        ],
+        usage=UsageInfo(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+        ),
+        metadata={
+            "weight_version": next(iter(result.metas.values())).get("weight_version"),
+            FLAG: {
+                "branches": len(plan.branches),
+                "stages": len(plan.stages),
+                "decode_steps": steps,
+            },
+        },
+    )
+
+
+def _bad(message: str) -> ParallelJsonError:
+    return ParallelJsonError(400, "BadRequest", message)

@@ -1,0 +1,161 @@
+"""`"apar_parallel_json": true` on /v1/chat/completions: one valid document, or a precise error.
+
+The tiny random model writes junk, so the schemas bound every leaf (enums, bools, bounded
+integers, short strings) and each branch always finishes.
+"""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+import requests
+from apar_sgl.dsl import HttpBackend
+
+import apar_sgl as apar
+from apar_sgl.server_process import ServerProcess
+
+PROFILE = {
+    "type": "object",
+    "properties": {
+        "code": {"type": "string", "maxLength": 3},
+        "level": {"type": "integer", "minimum": 0, "maximum": 9},
+        "active": {"type": "boolean"},
+        "color": {"enum": ["red", "blue", "green"]},
+        "home": {
+            "type": "object",
+            "properties": {
+                "city": {"enum": ["Leeds", "Lisbon"]},
+                "floor": {"type": "integer", "minimum": 0, "maximum": 20},
+            },
+            "required": ["city", "floor"],
+        },
+        "pair": {
+            "type": "array",
+            "prefixItems": [{"type": "boolean"}, {"enum": ["a", "b"]}],
+            "minItems": 2,
+            "maxItems": 2,
+        },
+    },
+    "required": ["code", "level", "active", "color", "home", "pair"],
+}
+MESSAGES = [{"role": "user", "content": "red fox level 3 in Leeds"}]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_path):
+    proc = ServerProcess(
+        [
+            "--model-path",
+            tiny_model_path,
+            "--dtype",
+            "float32",
+            "--apar-mode",
+            "off",
+            "--constrained-json-disable-any-whitespace",
+        ]
+    )
+    yield proc
+    proc.stop()
+
+
+def _chat(server, schema, *, flag=True, **extra):
+    body = {
+        "model": "default",
+        "messages": MESSAGES,
+        "temperature": 0,
+        "max_tokens": 16,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "p", "schema": schema}},
+        **extra,
+    }
+    if flag is not None:
+        body["apar_parallel_json"] = flag
+    return requests.post(server.url + "/v1/chat/completions", json=body, timeout=300)
+
+
+def test_openai_client_gets_one_valid_document_in_schema_order(server):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=server.url + "/v1", api_key="none")
+    reply = client.chat.completions.create(
+        model="default",
+        messages=MESSAGES,
+        temperature=0,
+        max_tokens=16,
+        response_format={"type": "json_schema", "json_schema": {"name": "p", "schema": PROFILE}},
+        extra_body={"apar_parallel_json": True},
+    )
+    doc = json.loads(reply.choices[0].message.content)
+    jsonschema.validate(doc, PROFILE)
+    assert list(doc) == list(PROFILE["properties"])
+    stats = reply.metadata["apar_parallel_json"]
+    assert stats["branches"] == 8 and stats["stages"] == 1
+    assert reply.usage.completion_tokens >= stats["decode_steps"] > 0
+
+
+def test_document_equals_the_dsl_serial_reference(server, tiny_model_path):
+    doc = json.loads(_chat(server, PROFILE).json()["choices"][0]["message"]["content"])
+    from transformers import AutoTokenizer
+
+    prompt = AutoTokenizer.from_pretrained(tiny_model_path).apply_chat_template(
+        MESSAGES, tokenize=False, add_generation_prompt=True
+    )
+
+    @apar.function
+    def serial(s):
+        s += prompt + apar.gen_json("doc", PROFILE, max_tokens=16, parallel=False)
+
+    assert serial.run(backend=HttpBackend(server.url))["doc"] == doc
+
+
+def test_without_the_flag_sglang_answers_as_usual(server):
+    for flag in (None, False):
+        body = _chat(
+            server, {"type": "object", "properties": {"a": {"type": "boolean"}}}, flag=flag
+        )
+        assert body.status_code == 200
+        assert "apar_parallel_json" not in (body.json().get("metadata") or {})
+        assert json.loads(body.json()["choices"][0]["message"]["content"])["a"] in (True, False)
+
+
+@pytest.mark.parametrize(
+    ("schema", "pointer", "words"),
+    [
+        (
+            {"type": "object", "properties": {"age": {"type": "integer", "minimum": "zero"}}},
+            "/properties/age/minimum",
+            "is not of type",
+        ),
+        (
+            {
+                "type": "object",
+                "properties": {"inner": {"type": "object", "properties": {}, "minProperties": 1}},
+            },
+            "/properties/inner",
+            "unsupported keyword 'minProperties'",
+        ),
+        ({"type": "array", "items": {"type": "integer"}}, "/", "must be an object"),
+    ],
+)
+def test_bad_schema_is_a_400_naming_its_pointer(server, schema, pointer, words):
+    response = _chat(server, schema)
+    assert response.status_code == 400
+    message = response.json()["message"]
+    assert f"{pointer}: " in message and words in message
+    assert requests.get(server.url + "/health").status_code == 200
+
+
+def test_stream_and_non_boolean_flag_are_rejected(server):
+    assert _chat(server, PROFILE, stream=True).status_code == 400
+    response = _chat(server, PROFILE, flag="yes")
+    assert response.status_code == 400 and "must be a boolean" in response.json()["message"]
+
+
+def test_branch_out_of_tokens_fails_naming_its_path_and_returns_no_document(server):
+    schema = {"type": "object", "properties": {"note": {"type": "string"}}}
+    response = _chat(server, schema, max_tokens=1)
+    assert response.status_code == 422
+    body = response.json()
+    assert "choices" not in body
+    assert body["message"].startswith("note (/note): value did not finish within max_tokens=1")
