@@ -35,8 +35,8 @@ class AparArgs:
         "apar_max_branches": "Most child branches per request; later forks are suppressed "
         "and the model continues serially.",
         "apar_max_depth": "Deepest nesting of forks (1: only the root forks).",
-        "apar_max_concurrent_children": "Most children of one request decoding at once; "
-        "more forks are suppressed while that many run.",
+        "apar_max_concurrent_children": "Most children of one request decoding at once; a "
+        "further child waits until one finishes (0: no forking at all).",
         "anpd_max_n": "ANPD (--speculative-algorithm ANPD): longest n-gram of the per-request "
         "table (levels 2..N). Drafts are at most --speculative-num-draft-tokens - 1 long.",
         "anpd_branching": "ANPD: first-token alternatives per draft (1 = a single chain; more "
