@@ -51,6 +51,8 @@ async def handle_chat_request(original, self, request, raw_request):
     except ParallelJsonError as exc:
         logger.info("parallel JSON request failed (%d): %s", exc.status, exc)
         return self.create_error_response(str(exc), exc.err_type, exc.status)
+    except ValueError as exc:  # from SGLang's request conversion, as its handler maps it
+        return self.create_error_response(str(exc), "BadRequest", 400)
 
 
 async def _opted_in(raw_request) -> bool:

@@ -4,8 +4,8 @@
 
 Each training input is the chat-templated prompt + a sequence's context + its target + EOS;
 the loss covers the target and EOS only, and the context runs without gradient (see
-`_backward`). Writes the peft adapter (float16, a few MB), the
-per-step loss (loss.csv), its plot (loss.png) and training_record.json into ``--out``.
+`_backward`). Writes the peft adapter (float16, a few MB), the per-step loss (loss.csv), its
+plot (loss.png) and training_record.json into ``--out``.
 """
 
 from __future__ import annotations
@@ -15,18 +15,17 @@ import csv
 import json
 import logging
 import math
-import platform
 import random
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from apar_sgl.models import DEFAULT_MODEL
-from apar_sgl.train.convert import CorpusStats, convert_corpus
+from apar_sgl.train.convert import convert_corpus
 from apar_sgl.train.corpus import read_jsonl
-from apar_sgl.train.sampling import MixStats, Sample, length_batches, mix, trim_truncated
+from apar_sgl.train.record import StepLog, plot_loss, training_record
+from apar_sgl.train.sampling import Sample, length_batches, mix, trim_truncated
 
 logger = logging.getLogger(__name__)
 
@@ -61,16 +60,6 @@ class FinetuneConfig:
 class Encoded(NamedTuple):
     input_ids: list[int]
     labels: list[int]  # -100 where no loss
-
-
-class StepLog(NamedTuple):
-    step: int
-    epoch: int
-    loss: float
-    lr: float
-    sequences: int
-    target_tokens: int
-    seconds: float
 
 
 def load_records(corpus: Path) -> list[tuple[str, str]]:
@@ -153,9 +142,9 @@ def finetune(corpus: Path, out: Path, cfg: FinetuneConfig, base_dir: str | None 
     log = _train(model, encoded, plan, cfg, out)
     out.mkdir(parents=True, exist_ok=True)
     _save_adapter(model, out)
-    _plot(log, out / "loss.png")
-    record = _record(
-        cfg, corpus, base_dir, converted.stats, mix_stats, encoded, log, token_ids, len(plan)
+    plot_loss(log, out / "loss.png", f"APAR fine-tune of {cfg.base} (CPU, LoRA r={cfg.rank})")
+    record = training_record(
+        cfg, corpus, base_dir, converted.stats, mix_stats, len(encoded), log, token_ids, len(plan)
     )
     record["wall_time_s"] = round(time.perf_counter() - started, 1)
     (out / "training_record.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -265,63 +254,6 @@ def _save_adapter(model, out: Path) -> None:
     config = json.loads(config_path.read_text())
     config["base_model_name_or_path"] = DEFAULT_MODEL
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-
-
-def _plot(log: list[StepLog], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    steps = [e.step for e in log]
-    losses = [e.loss for e in log]
-    ax.plot(steps, losses, lw=0.8, alpha=0.5, label="loss")
-    window = max(1, len(log) // 20)
-    smooth = [
-        sum(losses[max(0, i - window + 1) : i + 1]) / min(window, i + 1) for i in range(len(losses))
-    ]
-    ax.plot(steps, smooth, lw=1.6, label=f"mean of {window}")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("target-token cross-entropy")
-    ax.set_title("APAR fine-tune of SmolLM2-135M-Instruct (CPU)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _record(
-    cfg, corpus, base_dir, stats: CorpusStats, mixed: MixStats, encoded, log, token_ids, planned
-):
-    import peft
-    import torch
-    import transformers
-
-    return {
-        "command": "python -m apar_sgl.train.finetune " + " ".join(sys.argv[1:]),
-        "config": asdict(cfg),
-        "corpus": str(corpus),
-        "base_dir": base_dir,
-        "control_token_ids": list(token_ids),
-        "corpus_stats": stats._asdict(),
-        "mix": mixed._asdict(),
-        "sequences": len(encoded),
-        "steps": len(log),
-        "planned_steps": planned,
-        "first_loss": log[0].loss if log else None,
-        "final_loss_mean_last_10": round(
-            sum(e.loss for e in log[-10:]) / max(1, len(log[-10:])), 4
-        ),
-        "train_seconds": round(sum(e.seconds for e in log), 1),
-        "versions": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "peft": peft.__version__,
-            "python": platform.python_version(),
-        },
-        "host": {"machine": platform.machine(), "threads": cfg.threads},
-    }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -110,13 +110,13 @@ def test_document_equals_the_dsl_serial_reference(server, tiny_model_path):
 
 
 def test_without_the_flag_sglang_answers_as_usual(server):
+    schema = {"type": "object", "properties": {"a": {"type": "boolean"}}, "required": ["a"]}
     for flag in (None, False):
-        body = _chat(
-            server, {"type": "object", "properties": {"a": {"type": "boolean"}}}, flag=flag
-        )
-        assert body.status_code == 200
-        assert "apar_parallel_json" not in (body.json().get("metadata") or {})
-        assert json.loads(body.json()["choices"][0]["message"]["content"])["a"] in (True, False)
+        response = _chat(server, schema, flag=flag)
+        assert response.status_code == 200
+        body = response.json()
+        assert "apar_parallel_json" not in (body.get("metadata") or {})
+        assert json.loads(body["choices"][0]["message"]["content"])["a"] in (True, False)
 
 
 @pytest.mark.parametrize(
