@@ -104,3 +104,45 @@ def test_help_lists_sglang_and_apar_arguments():
     result = _launch("--help")
     assert result.returncode == 0
     assert "--speculative-algorithm" in result.stdout and "--apar-fork-token" in result.stdout
+
+
+def test_plain_sglang_launch_server_runs_on_cpu_through_the_plugin(tiny_model_path):
+    """With apar-sgl installed, SGLang's own launcher works here with `--device cpu`."""
+    import os
+    import time
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sglang.launch_server",
+            "--model-path",
+            tiny_model_path,
+            "--device",
+            "cpu",
+            "--port",
+            str(port),
+            "--dtype",
+            "float32",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    out = None
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                body = {"text": "one two", "sampling_params": {"max_new_tokens": 3}}
+                out = requests.post(f"http://127.0.0.1:{port}/generate", json=body, timeout=30)
+                if out.status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(1)
+        assert out is not None and out.status_code == 200, "plain SGLang server never served"
+        assert out.json()["meta_info"]["completion_tokens"] == 3
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(30)
