@@ -86,13 +86,17 @@ def _vicuna(args: argparse.Namespace, out: Path) -> str:
         model = mode.model or args.model
         model_path = resolve_model(model)
         prompts = chat_prompts(model_path, questions)
-        engine = apar_sgl.Engine(model_path, dtype=args.dtype, random_seed=0, **mode.engine_kwargs)
-        try:
-            for concurrency in concurrencies:
-                ids = [q.question_id for q in questions]
+        ids = [q.question_id for q in questions]
+        for concurrency in concurrencies:
+            # A fresh engine per run: a warm radix cache or a cross-request n-gram corpus
+            # (SGLang's NGRAM) would otherwise replay the answers of the previous run.
+            engine = apar_sgl.Engine(
+                model_path, dtype=args.dtype, random_seed=0, **mode.engine_kwargs
+            )
+            try:
                 runs.append(run_mode(engine, mode, model, ids, prompts, max_tokens, concurrency))
-        finally:
-            engine.shutdown()
+            finally:
+                engine.shutdown()
     rows = summarize(runs)
     env = environment(
         args.model, {"questions": len(questions), "max_tokens": max_tokens, "dtype": args.dtype}

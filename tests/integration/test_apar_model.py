@@ -5,13 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 import apar_sgl
 from apar_sgl.models import resolve_model
 from apar_sgl.tree import CHILD_TOKEN, FORK_TOKEN
-
-pytestmark = pytest.mark.slow
 
 LIST_PROMPT = "What are some practical tips for staying productive when working from home?"
 
@@ -41,3 +37,19 @@ def test_apar_smollm2_emits_a_fork_on_a_list_prompt_with_the_runtime_off():
     fork_id = tokenizer.convert_tokens_to_ids(FORK_TOKEN)
     assert fork_id in out["output_ids"]
     assert FORK_TOKEN in out["text"]
+
+
+def test_apar_smollm2_forks_under_the_runtime_and_joins_one_answer():
+    engine = apar_sgl.Engine("apar-smollm2", dtype="bfloat16")
+    try:
+        tokenizer = engine.tokenizer_manager.tokenizer
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": LIST_PROMPT}], tokenize=False, add_generation_prompt=True
+        )
+        out = engine.generate(prompt, {"temperature": 0, "max_new_tokens": 160})
+    finally:
+        engine.shutdown()
+    stats = out["meta_info"]["apar"]
+    assert stats["branches"] > 1
+    assert stats["critical_path_steps"] < stats["total_tokens"]
+    assert FORK_TOKEN not in out["text"] and CHILD_TOKEN not in out["text"]
