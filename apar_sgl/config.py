@@ -26,6 +26,7 @@ class AparArgs:
     anpd_branching: int = 1
     anpd_token_budget: int = 64
     anpd_min_acceptance: float = 0.25
+    anpd_shared_corpus: bool = False
 
     HELP = {
         "apar_fork_token": "Control token the model emits to fork a child branch.",
@@ -43,6 +44,8 @@ class AparArgs:
         "makes a tree verified in the same forward pass).",
         "anpd_token_budget": "ANPD: draft tokens one verify step may add over the whole batch; "
         "large batches draft less, then nothing.",
+        "anpd_shared_corpus": "ANPD: also draft from the tokens of earlier finished requests "
+        "(a cross-request corpus, as SGLang's NGRAM does; off: no request sees another's text).",
         "anpd_min_acceptance": "ANPD: a request whose recent acceptance rate falls below this "
         "stops drafting (with an occasional probe to recover).",
     }
@@ -69,9 +72,10 @@ class AparArgs:
     def add_cli_args(parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group("apar-sgl")
         for field in dataclasses.fields(AparArgs):
+            kind = type(field.default)
             group.add_argument(
                 "--" + field.name.replace("_", "-"),
-                type=type(field.default),
+                **({"action": argparse.BooleanOptionalAction} if kind is bool else {"type": kind}),
                 default=field.default,
                 help=AparArgs.HELP[field.name],
             )

@@ -31,6 +31,7 @@ class AnpdSettings:
     token_budget: int = 64
     min_acceptance: float = 0.25
     max_entries_per_level: int = 65536
+    shared_corpus: bool = False  # opt-in: finished requests' tokens feed every later draft
 
 
 class TokenMatcher(Protocol):
@@ -70,6 +71,7 @@ class _RequestState:
     control: DraftLengthController
     fed: int | None = 0  # tokens of prompt + output in the table; None: inherited, re-sync tail
     drafted: int = field(default=0)  # depth of the last draft, for control.update
+    tokens: list[int] = field(default_factory=list)  # prompt + output, kept for the corpus only
 
 
 class BatchDraft(NamedTuple):
@@ -89,6 +91,7 @@ class AnpdDrafter:
         self.stats = AnpdStats()
         self._states: dict[str, _RequestState] = {}
         self._families: dict[str, NgramTable] = {}  # by parent rid: its children's shared table
+        self._corpus = NgramTable(settings.max_n) if settings.shared_corpus else None
 
     def __repr__(self) -> str:
         return f"AnpdDrafter({self.settings}, requests={len(self._states)})"
@@ -139,10 +142,13 @@ class AnpdDrafter:
                 self.stats.accepted_tokens += count
 
     def release(self, rids: Iterable[str]) -> None:
-        """Forget finished requests; children keep their family table through their own."""
+        """Forget finished requests (into the shared corpus, if on); children keep their family
+        table through their own."""
         for rid in rids:
-            self._states.pop(rid, None)
+            state = self._states.pop(rid, None)
             self._families.pop(rid, None)
+            if state is not None and self._corpus is not None:
+                self._corpus.extend(state.tokens, new_sequence=True)
 
     def reset(self) -> None:
         self._states.clear()
@@ -181,12 +187,15 @@ class AnpdDrafter:
             state.table.extend(list(prompt[state.fed :]) + list(output))
         else:
             state.table.extend(output[state.fed - len(prompt) :])
+        if self._corpus is not None:
+            state.tokens.extend((list(prompt) + list(output))[len(state.tokens) :])
         state.fed = total
         return state
 
     def _table(self) -> NgramTable:
         s = self.settings
-        return NgramTable(s.max_n, s.max_entries_per_level)
+        sources = (self._corpus,) if self._corpus is not None else ()
+        return NgramTable(s.max_n, s.max_entries_per_level, sources=sources)
 
     def _controller(self) -> DraftLengthController:
         s = self.settings

@@ -66,3 +66,14 @@ register(
         },
     )
 )
+register(
+    Mode(
+        "anpd-corpus",
+        "ANPD with its opt-in cross-request corpus (like SGLang's NGRAM; APAR off)",
+        engine_kwargs={
+            "speculative_algorithm": "ANPD",
+            "anpd_shared_corpus": True,
+            "apar_mode": "off",
+        },
+    )
+)

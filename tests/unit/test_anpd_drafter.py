@@ -133,6 +133,15 @@ def test_no_cross_request_leakage():
     assert d.draft_batch(["b"], [[1, 2]], [[3]]).drafted == [0]
 
 
+def test_shared_corpus_lets_later_requests_draft_from_finished_ones():
+    d = drafter(shared_corpus=True)
+    d.draft_batch(["a"], [[9, 8]], [[5, 6, 7, 5, 6, 7]])
+    assert d.draft_batch(["b"], [[1, 5]], [[6]]).drafted == [0]  # a is still running
+    d.release(["a"])
+    batch = d.draft_batch(["c"], [[1, 5]], [[6]])
+    assert batch.drafted[0] > 0 and batch.tokens[1] == 7
+
+
 def test_release_forgets_a_request():
     d = drafter()
     grow(d, "a", CYCLE, 2)

@@ -22,6 +22,8 @@ def test_apar_args_cli_round_trip_uses_dataclass_defaults():
     AparArgs.add_cli_args(parser)
     args = AparArgs.from_cli_args(parser.parse_args(["--apar-max-depth", "3"]))
     assert args == AparArgs(apar_max_depth=3)
+    flag = AparArgs.from_cli_args(parser.parse_args(["--anpd-shared-corpus"]))
+    assert flag.anpd_shared_corpus is True
 
 
 @pytest.mark.parametrize(
