@@ -67,7 +67,7 @@ def _plain(output: dict) -> dict:
     return {
         "text": output["text"],
         "output_ids": list(output["output_ids"]),
-        "meta_info": {k: v for k, v in output["meta_info"].items() if _simple(v)},
+        "meta_info": {k: v for k, v in output["meta_info"].items() if _simple(v) or k == "apar"},
     }
 
 

@@ -1,15 +1,28 @@
-"""The shipped APAR-SmolLM2 resolves by name, loads in SGLang and forks on a list prompt."""
+"""The shipped APAR-SmolLM2 resolves by name, loads in SGLang and forks on a list prompt.
+
+Its engines run in spawned processes (tests/integration/isolated.py): SGLang keeps resolved
+server arguments process-wide, and the session engines of other modules share this process.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import apar_sgl
 from apar_sgl.models import resolve_model
 from apar_sgl.tree import CHILD_TOKEN, FORK_TOKEN
+from tests.integration.isolated import generate_isolated
 
 LIST_PROMPT = "What are some practical tips for staying productive when working from home?"
+
+
+def _chat_prompt(folder: str) -> str:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": LIST_PROMPT}], tokenize=False, add_generation_prompt=True
+    )
 
 
 def test_apar_smollm2_resolves_to_a_merged_folder_with_control_tokens():
@@ -23,32 +36,18 @@ def test_apar_smollm2_resolves_to_a_merged_folder_with_control_tokens():
 
 
 def test_apar_smollm2_emits_a_fork_on_a_list_prompt_with_the_runtime_off():
-    engine = apar_sgl.Engine("apar-smollm2", dtype="bfloat16", apar_mode="off")
-    try:
-        tokenizer = engine.tokenizer_manager.tokenizer
-        prompt = tokenizer.apply_chat_template(
-            [{"role": "user", "content": LIST_PROMPT}], tokenize=False, add_generation_prompt=True
-        )
-        out = engine.generate(
-            prompt, {"temperature": 0, "max_new_tokens": 96, "skip_special_tokens": False}
-        )
-    finally:
-        engine.shutdown()
-    fork_id = tokenizer.convert_tokens_to_ids(FORK_TOKEN)
-    assert fork_id in out["output_ids"]
+    folder = resolve_model("apar-smollm2")
+    params = {"temperature": 0, "max_new_tokens": 96, "skip_special_tokens": False}
+    [out] = generate_isolated(
+        folder, {"dtype": "bfloat16", "apar_mode": "off"}, [(_chat_prompt(folder), params)]
+    )
     assert FORK_TOKEN in out["text"]
 
 
 def test_apar_smollm2_forks_under_the_runtime_and_joins_one_answer():
-    engine = apar_sgl.Engine("apar-smollm2", dtype="bfloat16")
-    try:
-        tokenizer = engine.tokenizer_manager.tokenizer
-        prompt = tokenizer.apply_chat_template(
-            [{"role": "user", "content": LIST_PROMPT}], tokenize=False, add_generation_prompt=True
-        )
-        out = engine.generate(prompt, {"temperature": 0, "max_new_tokens": 160})
-    finally:
-        engine.shutdown()
+    folder = resolve_model("apar-smollm2")
+    params = {"temperature": 0, "max_new_tokens": 160}
+    [out] = generate_isolated(folder, {"dtype": "bfloat16"}, [(_chat_prompt(folder), params)])
     stats = out["meta_info"]["apar"]
     assert stats["branches"] > 1
     assert stats["critical_path_steps"] < stats["total_tokens"]
