@@ -20,3 +20,13 @@ def tiny_engine(tiny_model_path):
     engine = apar_sgl.Engine(tiny_model_path, dtype="float32", random_seed=0)
     yield engine
     engine.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tiny_model_path):
+    """`python -m apar_sgl.launch_server` on the tiny model (float32), shared by the session."""
+    from apar_sgl.server_process import ServerProcess
+
+    server = ServerProcess(["--model-path", tiny_model_path, "--dtype", "float32"])
+    yield server
+    server.stop()

@@ -7,7 +7,6 @@ import requests
 from apar_sgl.dsl import EngineBackend
 
 import apar_sgl as apar
-from apar_sgl.server_process import ServerProcess
 from tests.support.apar_fixture import LIST_ANSWER, LIST_PROMPT
 
 
@@ -27,10 +26,8 @@ def test_parallel_auto_lets_the_apar_model_fork_and_returns_the_joined_answer(ap
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model_path):
-    proc = ServerProcess(["--model-path", tiny_model_path, "--dtype", "float32"])
-    yield proc
-    proc.stop()
+def server(tiny_server):
+    return tiny_server
 
 
 def test_sglang_frontend_fork_program_runs_unchanged_against_our_server(server):

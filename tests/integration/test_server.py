@@ -8,14 +8,12 @@ import sys
 import pytest
 import requests
 
-from apar_sgl.server_process import ServerProcess, free_port
+from apar_sgl.server_process import free_port
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model_path):
-    proc = ServerProcess(["--model-path", tiny_model_path, "--dtype", "float32"])
-    yield proc
-    proc.stop()
+def server(tiny_server):
+    return tiny_server
 
 
 def test_chat_completion_returns_text(server):
