@@ -10,10 +10,10 @@ demo: setup
 	$(PY) -m apar_sgl.demo
 
 test: setup
-	$(PY) -m pytest -q
+	bash scripts/test.sh
 
 test-all: setup
-	$(PY) -m pytest -q -m ""
+	bash scripts/test.sh -m ""
 
 lint: setup
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
