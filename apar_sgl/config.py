@@ -26,6 +26,7 @@ class AparArgs:
     anpd_branching: int = 1
     anpd_token_budget: int = 64
     anpd_min_acceptance: float = 0.25
+    anpd_min_confidence: float = 0.3
     anpd_shared_corpus: bool = False
 
     HELP = {
@@ -46,6 +47,9 @@ class AparArgs:
         "large batches draft less, then nothing.",
         "anpd_shared_corpus": "ANPD: also draft from the tokens of earlier finished requests "
         "(a cross-request corpus, as SGLang's NGRAM does; off: no request sees another's text).",
+        "anpd_min_confidence": "ANPD: draft a token only while the estimated chance that it "
+        "and every draft token before it are accepted stays at or above this (learned online "
+        "per n-gram level; 0 drafts whatever matches).",
         "anpd_min_acceptance": "ANPD: a request whose recent acceptance rate falls below this "
         "stops drafting (with an occasional probe to recover).",
     }
@@ -60,10 +64,9 @@ class AparArgs:
                 "need anpd_max_n >= 2, anpd_branching >= 1, anpd_token_budget >= 0; got "
                 f"{self.anpd_max_n}, {self.anpd_branching}, {self.anpd_token_budget}"
             )
-        if not 0.0 <= self.anpd_min_acceptance <= 1.0:
-            raise ValueError(
-                f"anpd_min_acceptance must be in [0, 1]; got {self.anpd_min_acceptance}"
-            )
+        for name in ("anpd_min_acceptance", "anpd_min_confidence"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1]; got {getattr(self, name)}")
         for name in ("apar_max_branches", "apar_max_depth", "apar_max_concurrent_children"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")

@@ -107,10 +107,13 @@ def active_hooks() -> list[Hook]:
 
 def register() -> None:
     """Entry point `sglang.srt.plugins`: register every active hook with SGLang's registry."""
+    from apar_sgl.runtime_patches.platform import cpu_platform_wanted, install_sampling_verify
     from sglang.srt.plugins.hook_registry import HookRegistry, HookType
 
     for hook in active_hooks():
         HookRegistry.register(hook.target, hook.fn, HookType[hook.kind])
+    if cpu_platform_wanted():
+        install_sampling_verify()
     _register_speculative_algorithms()
 
 

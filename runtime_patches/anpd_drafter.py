@@ -17,7 +17,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from apar_sgl.ngram import DraftLengthController, DraftTree, NgramTable
+from apar_sgl.ngram import DraftLengthController, DraftTree, LevelConfidence, NgramTable
 from apar_sgl.ngram.tree import ROOT
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ class AnpdSettings:
     branching: int = 1
     token_budget: int = 64
     min_acceptance: float = 0.25
+    min_confidence: float = 0.0  # draft a token only if P(it and its prefix accepted) >= this
     max_entries_per_level: int = 65536
     shared_corpus: bool = False  # opt-in: finished requests' tokens feed every later draft
 
@@ -71,6 +72,7 @@ class _RequestState:
     control: DraftLengthController
     fed: int | None = 0  # tokens of prompt + output in the table; None: inherited, re-sync tail
     drafted: int = field(default=0)  # depth of the last draft, for control.update
+    levels: list[int] = field(default_factory=list)  # match level of each drafted chain token
     tokens: list[int] = field(default_factory=list)  # prompt + output, kept for the corpus only
 
 
@@ -92,6 +94,7 @@ class AnpdDrafter:
         self._states: dict[str, _RequestState] = {}
         self._families: dict[str, NgramTable] = {}  # by parent rid: its children's shared table
         self._corpus = NgramTable(settings.max_n) if settings.shared_corpus else None
+        self.confidence = LevelConfidence(settings.max_n)  # counts only, shared by requests
 
     def __repr__(self) -> str:
         return f"AnpdDrafter({self.settings}, requests={len(self._states)})"
@@ -111,17 +114,24 @@ class AnpdDrafter:
         `matchers[i]`, when given, is request i's grammar cursor: drafts it rejects are cut.
         """
         matchers = matchers if matchers is not None else [None] * len(rids)
+        s = self.settings
+        # verify slots per request: the width SGLang reserved, and the batch's share of the budget
+        node_cap = min(s.max_width - 1, max(1, s.token_budget // len(rids)))
         trees = []
         for rid, prompt, output, matcher in zip(rids, prompts, outputs, matchers, strict=True):
             state = self._observe(rid, prompt, output)
             length = state.control.next_length(len(rids))
+            levels = state.table.draft_levels(length) if length else []
+            length = self.confidence.keep(levels, self.settings.min_confidence)
             tree = state.table.draft_tree(length, self.settings.branching) if length else _EMPTY
+            tree = _first_nodes(tree, node_cap)
             if matcher is not None and len(tree):
                 kept = cut_tree(tree, matcher)
                 self.stats.cut_tokens += len(tree) - len(kept)
                 tree = kept
             trees.append(tree)
             state.drafted = max(tree.depths(), default=0)
+            state.levels = levels[: state.drafted]
         width = 1 + max(len(t) for t in trees)
         roots = [
             (output[-1] if len(output) else prompt[-1])
@@ -137,6 +147,7 @@ class AnpdDrafter:
             if state is not None:
                 count = min(int(count), state.drafted)
                 state.control.update(state.drafted, count)
+                self.confidence.update(state.levels, min(count, len(state.levels)))
                 self.stats.verify_steps += 1
                 self.stats.drafted_tokens += state.drafted
                 self.stats.accepted_tokens += count
@@ -235,6 +246,11 @@ def cut_tree(tree: DraftTree, matcher: TokenMatcher) -> DraftTree:
 
 
 _EMPTY = DraftTree([], [])
+
+
+def _first_nodes(tree: DraftTree, cap: int) -> DraftTree:
+    """The first `cap` nodes: still a tree (parents come first), the greedy chain kept whole."""
+    return tree if len(tree) <= cap else DraftTree(tree.tokens[:cap], tree.parents[:cap])
 
 
 def _pack(

@@ -156,6 +156,7 @@ def _make_worker_class() -> type:
                     branching=args.anpd_branching,
                     token_budget=args.anpd_token_budget,
                     min_acceptance=args.anpd_min_acceptance,
+                    min_confidence=args.anpd_min_confidence,
                     shared_corpus=args.anpd_shared_corpus,
                 )
             )

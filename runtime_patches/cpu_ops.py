@@ -162,3 +162,71 @@ def _padded_tree_mask(
     padded = torch.zeros(inside.shape, dtype=torch.bool, device=mask.device)
     padded[inside] = mask[flat[inside]]
     return padded
+
+
+def tree_speculative_sampling_target_only(
+    predicts,
+    accept_index,
+    accept_token_num,
+    candidates,
+    retrive_index,
+    retrive_next_token,
+    retrive_next_sibling,
+    uniform_samples,
+    uniform_samples_for_final_sampling,
+    target_probs,
+    draft_probs,
+    threshold_single: float = 1.0,
+    threshold_acc: float = 1.0,
+    deterministic: bool = True,
+) -> None:
+    """Sampling verify of deterministic draft trees: the target distribution is preserved.
+
+    Mirrors sgl_kernel's kernel of the same name. At each node one coin is drawn; the
+    children are tried in order and child i is accepted when the coin falls into its slice
+    of the target distribution (with thresholds 1, exactly a sample of the target that
+    equals a draft). Rejected drafts have their mass moved into `draft_probs`; after the
+    last accepted node the bonus token is sampled from relu(target - draft), i.e. the target
+    with the rejected drafts removed.
+    """
+    batch, n = candidates.shape
+    max_steps = accept_index.shape[1]
+    cand = candidates.tolist()
+    index = retrive_index.tolist()
+    next_token = retrive_next_token.tolist()
+    next_sibling = retrive_next_sibling.tolist()
+    coins = uniform_samples.reshape(batch, n).tolist()
+    flat_predicts = predicts.view(-1)
+    last_rows: list[int] = []
+    for b in range(batch):
+        last = index[b][0]
+        accept_index[b, 0] = last
+        accepted, node, row = 0, 0, 0  # row: the node whose target distribution is in use
+        coin, mass = coins[b][0], 0.0
+        for _ in range(1, max_steps):
+            node = next_token[b][node]
+            while node != -1:
+                token = cand[b][node]
+                single = float(target_probs[b, row, token])
+                mass += single
+                if coin <= mass / threshold_acc or single >= threshold_single:
+                    flat_predicts[last] = token
+                    accepted += 1
+                    last = index[b][node]
+                    accept_index[b, accepted] = last
+                    row, coin, mass = node, coins[b][node], 0.0
+                    break
+                draft_probs[b, row, token] = target_probs[b, row, token]
+                node = next_sibling[b][node]
+            if node == -1:
+                break
+        accept_token_num[b] = accepted
+        last_rows.append(row)
+    rows = torch.tensor(last_rows, dtype=torch.long)
+    batch_index = torch.arange(batch)
+    residual = (target_probs[batch_index, rows] - draft_probs[batch_index, rows]).clamp(min=0)
+    cdf = residual.cumsum(-1)
+    threshold = uniform_samples_for_final_sampling.reshape(batch, 1).to(cdf.dtype) * cdf[:, -1:]
+    tokens = torch.searchsorted(cdf, threshold, right=True).clamp(max=cdf.shape[-1] - 1)
+    last_index = accept_index[batch_index, accept_token_num.long()]
+    flat_predicts[last_index.long()] = tokens.view(-1).to(flat_predicts.dtype)

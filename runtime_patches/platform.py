@@ -52,6 +52,24 @@ def _install_kernel_standins() -> None:
         sys.modules.setdefault("sgl_kernel.speculative", kernel_standins)
 
 
+def install_sampling_verify() -> None:
+    """Fill SGLang's `tree_speculative_sampling_target_only`, None off CUDA, with ours.
+
+    Without it a speculative request with temperature > 0 crashes the scheduler on a
+    plugin platform (SGLang's CPU engine instead verifies greedily, which is lossy). The
+    name is None, not a function, so no hook can wrap it (and a REPLACE hook would rebind
+    every None in sys.modules); `eagle_utils` imports it by name, so both bindings are set.
+    """
+    from apar_sgl.runtime_patches import cpu_ops
+    from sglang.kernels.ops.speculative import verify_sampling
+
+    name = "tree_speculative_sampling_target_only"
+    modules = [verify_sampling, sys.modules.get("sglang.srt.speculative.eagle_utils")]
+    for module in modules:
+        if module is not None and getattr(module, name, None) is None:
+            setattr(module, name, cpu_ops.tree_speculative_sampling_target_only)
+
+
 def _make_platform_class() -> type:
     from apar_sgl.runtime_patches import cpu_ops
     from sglang.srt.platforms.cpu import CpuDeviceMixin

@@ -139,10 +139,15 @@ def _write(out: Path, records: list[dict], rows: list, env: dict, md: str) -> st
         for record in records:
             f.write(json.dumps(record) + "\n")
     (out / "summary.json").write_text(
-        json.dumps({"environment": env, "rows": [r._asdict() for r in rows]}, indent=2)
+        json.dumps({"environment": env, "rows": [_row_dict(r) for r in rows]}, indent=2)
     )
     (out / "summary.md").write_text(md)
     return md
+
+
+def _row_dict(row) -> dict:
+    """A summary row for JSON, nested NamedTuples as objects (not lists)."""
+    return {k: v._asdict() if hasattr(v, "_asdict") else v for k, v in row._asdict().items()}
 
 
 if __name__ == "__main__":

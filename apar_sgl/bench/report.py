@@ -25,6 +25,15 @@ class SummaryRow(NamedTuple):
     accept_length: float | None
     identical_to_ar: float | None
     speedup_vs_ar: float | None
+    forked: ForkedSubset | None = None
+
+
+class ForkedSubset(NamedTuple):
+    """The answers of an APAR run that forked, against `ar`'s answers to the same questions."""
+
+    answers: int
+    tokens_per_step: float  # generated tokens per critical-path step
+    latency_per_token_vs_ar: float | None  # ar's seconds per output token / this run's
 
 
 def summarize(runs: list[ModeRun]) -> list[SummaryRow]:
@@ -63,9 +72,31 @@ def summarize(runs: list[ModeRun]) -> list[SummaryRow]:
                 accept_length=round(statistics.mean(accepts), 3) if accepts else None,
                 identical_to_ar=identical,
                 speedup_vs_ar=round(speedup, 3) if speedup is not None else None,
+                forked=forked_subset(run, ref),
             )
         )
     return rows
+
+
+def forked_subset(run: ModeRun, ref: ModeRun | None) -> ForkedSubset | None:
+    """Metrics over the answers that forked (None when none did).
+
+    Latency is compared per output token: an APAR model's answer differs from `ar`'s, so the
+    same question's answers differ in length.
+    """
+    forked = [r for r in run.results if r.apar and r.apar["branches"] > 1]
+    if not forked:
+        return None
+    generated = sum(r.apar["total_tokens"] for r in forked)
+    steps = sum(r.apar["critical_path_steps"] for r in forked)
+    ratio = None
+    ref_by_id = {r.question_id: r for r in ref.results} if ref is not None else {}
+    pairs = [(r, ref_by_id[r.question_id]) for r in forked if r.question_id in ref_by_id]
+    if pairs:
+        ours = sum(r.latency_s for r, _ in pairs) / sum(r.output_tokens for r, _ in pairs)
+        theirs = sum(a.latency_s for _, a in pairs) / sum(a.output_tokens for _, a in pairs)
+        ratio = round(theirs / ours, 3)
+    return ForkedSubset(len(forked), round(generated / max(1, steps), 3), ratio)
 
 
 def environment(model: str, extra: dict[str, Any]) -> dict[str, Any]:
@@ -113,6 +144,22 @@ def markdown(rows: list[SummaryRow], env: dict[str, Any]) -> str:
             _fmt(None if r.speedup_vs_ar is None else f"{r.speedup_vs_ar:.2f}x"),
         ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    forked = [r for r in rows if r.forked is not None]
+    if forked:
+        lines += [
+            "",
+            "Answers that forked (generated tokens per critical-path step; ar's seconds per "
+            "output token on the same questions / this mode's):",
+            "",
+            "| mode | conc | forked answers | tokens per step | latency per token vs ar |",
+            "|---|---|---|---|---|",
+        ]
+        for r in forked:
+            f = r.forked
+            ratio = f.latency_per_token_vs_ar
+            gain = "-" if ratio is None else f"{ratio:.2f}x"
+            cells = [r.mode, r.concurrency, f.answers, f.tokens_per_step, gain]
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     facts = ", ".join(f"{k}={v}" for k, v in env.items())
     return "\n".join(lines) + f"\n\n{facts}\n"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -59,31 +60,39 @@ def run_mode(
     max_tokens: int,
     concurrency: int,
 ) -> ModeRun:
-    """Closed loop: `concurrency` requests in flight, the next wave when a wave finishes."""
+    """Closed loop: `concurrency` requests in flight, the next one sent when one finishes.
+
+    Each answer's latency is its own (send to last token), so a short answer is not charged
+    for a long neighbour.
+    """
     sampling = {"temperature": 0.0, "max_new_tokens": max_tokens, **mode.sampling_extra}
-    results: list[RequestResult] = []
-    started = time.perf_counter()
-    with tqdm(total=len(prompts), desc=f"{mode.name} c={concurrency}", unit="q") as bar:
-        for start in range(0, len(prompts), concurrency):
-            wave = prompts[start : start + concurrency]
+    results: list[RequestResult | None] = [None] * len(prompts)
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(i: int, bar: tqdm) -> None:
+        async with slots:
             sent = time.perf_counter()
-            outputs = engine.generate(wave, sampling)
+            out = await engine.async_generate(prompts[i], sampling)
             latency = time.perf_counter() - sent
-            for qid, out in zip(question_ids[start : start + concurrency], outputs, strict=True):
-                meta = out["meta_info"]
-                results.append(
-                    RequestResult(
-                        mode=mode.name,
-                        concurrency=concurrency,
-                        question_id=qid,
-                        text=out["text"],
-                        output_tokens=int(meta["completion_tokens"]),
-                        decode_steps=decode_steps(meta),
-                        accept_length=meta.get("spec_accept_length"),
-                        latency_s=latency,
-                        peak_kv_tokens=peak_kv_tokens(meta),
-                        apar=meta.get("apar"),
-                    )
-                )
-            bar.update(len(wave))
-    return ModeRun(mode.name, model, concurrency, time.perf_counter() - started, results)
+        meta = out["meta_info"]
+        results[i] = RequestResult(
+            mode=mode.name,
+            concurrency=concurrency,
+            question_id=question_ids[i],
+            text=out["text"],
+            output_tokens=int(meta["completion_tokens"]),
+            decode_steps=decode_steps(meta),
+            accept_length=meta.get("spec_accept_length"),
+            latency_s=latency,
+            peak_kv_tokens=peak_kv_tokens(meta),
+            apar=meta.get("apar"),
+        )
+        bar.update(1)
+
+    async def all_requests() -> None:
+        with tqdm(total=len(prompts), desc=f"{mode.name} c={concurrency}", unit="q") as bar:
+            await asyncio.gather(*(one(i, bar) for i in range(len(prompts))))
+
+    started = time.perf_counter()
+    engine.loop.run_until_complete(all_requests())  # the loop SGLang's Engine runs on
+    return ModeRun(mode.name, model, concurrency, time.perf_counter() - started, list(results))

@@ -94,3 +94,58 @@ class DraftLengthController:
             token_budget=self.token_budget,
             min_acceptance=self.min_acceptance,
         )
+
+
+@dataclass(slots=True)
+class LevelConfidence:
+    """How often a draft token is accepted, by the n-gram level it matched at, learned online.
+
+    A bigram match is a guess; a match on three tokens of context is often a copy. `keep`
+    cuts a chain where the estimated chance that every token so far is accepted drops below
+    a threshold, so a request drafts only what is likely to pay for its verify slots. The
+    counts start at a prior of `prior_accepts / prior_trials` and are halved past `horizon`
+    trials so that they follow the recent text. Only counts are kept: no request's tokens.
+    """
+
+    max_n: int
+    prior_accepts: float = 1.0
+    prior_trials: float = 2.0
+    horizon: float = 2048.0
+    _accepted: list[float] = field(init=False, repr=False)  # by level; set by __post_init__
+    _tried: list[float] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.max_n < 2:
+            raise ValueError(f"max_n must be >= 2, got {self.max_n}")
+        if not 0.0 <= self.prior_accepts <= self.prior_trials or self.prior_trials <= 0.0:
+            raise ValueError(
+                "need 0 <= prior_accepts <= prior_trials and prior_trials > 0, got "
+                f"{self.prior_accepts}, {self.prior_trials}"
+            )
+        self._accepted = [self.prior_accepts] * (self.max_n + 1)
+        self._tried = [self.prior_trials] * (self.max_n + 1)
+
+    def probability(self, level: int) -> float:
+        """Estimated chance that a token matched at `level` is accepted, given its prefix was."""
+        return self._accepted[level] / self._tried[level]
+
+    def keep(self, levels: list[int], threshold: float) -> int:
+        """How many leading tokens of a chain to draft: while P(all accepted) >= threshold."""
+        chance = 1.0
+        for kept, level in enumerate(levels):
+            chance *= self.probability(level)
+            if chance < threshold:
+                return kept
+        return len(levels)
+
+    def update(self, levels: list[int], accepted: int) -> None:
+        """Record a verified chain: its first `accepted` tokens passed, the next one failed."""
+        if not 0 <= accepted <= len(levels):
+            raise ValueError(f"need 0 <= accepted <= {len(levels)}, got {accepted}")
+        for level in levels[: accepted + 1]:
+            self._tried[level] += 1.0
+        for level in levels[:accepted]:
+            self._accepted[level] += 1.0
+        if sum(self._tried) > self.horizon:
+            self._accepted = [a / 2 for a in self._accepted]
+            self._tried = [t / 2 for t in self._tried]

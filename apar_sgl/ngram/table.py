@@ -115,15 +115,13 @@ class NgramTable:
         """Greedy chain of up to k tokens after `context` (default: own tail); [] when no match."""
         if k < 0:
             raise ValueError(f"draft length k must be >= 0, got {k}")
-        ctx = self._context(context)
-        out: list[int] = []
-        while len(out) < k:
-            entry = self._lookup(ctx)
-            if entry is None:
-                break
-            out.append(entry.best)
-            ctx = (*ctx, entry.best)[-(self.max_n - 1) :]
-        return out
+        return [token for token, _ in self._chain(k, self._context(context))]
+
+    def draft_levels(self, k: int, context: Sequence[int] | None = None) -> list[int]:
+        """The level n (context length + 1) each token of `draft(k, context)` matched at."""
+        if k < 0:
+            raise ValueError(f"draft length k must be >= 0, got {k}")
+        return [level for _, level in self._chain(k, self._context(context))]
 
     def draft_tree(self, k: int, branching: int, context: Sequence[int] | None = None) -> DraftTree:
         """Up to `branching` first tokens (longest context first), each chained to depth k."""
@@ -164,6 +162,18 @@ class NgramTable:
         child._pos = self._pos
         return child
 
+    def _chain(self, k: int, ctx: Context) -> list[tuple[int, int]]:
+        """Greedy chain of (token, level) pairs, each looked up longest context first."""
+        out: list[tuple[int, int]] = []
+        while len(out) < k:
+            match = next(iter(self._entries(ctx)), None)
+            if match is None:
+                break
+            level, entry = match
+            out.append((entry.best, level))
+            ctx = (*ctx, entry.best)[-(self.max_n - 1) :]
+        return out
+
     def _context(self, context: Sequence[int] | None) -> Context:
         if context is None:
             return tuple(self._tail)
@@ -199,21 +209,18 @@ class NgramTable:
         entry = self._levels[n - 2].get(key)
         return entry if entry is not None else self._frozen_entry(n, key)
 
-    def _entries(self, ctx: Context) -> Iterable[_Entry]:
-        """Matching entries, longest context first; within a level: self, then sources."""
+    def _entries(self, ctx: Context) -> Iterable[tuple[int, _Entry]]:
+        """(level, entry) matches, longest context first; within a level: self, then sources."""
         for n in range(min(len(ctx) + 1, self.max_n), 1, -1):
             key = ctx[len(ctx) - (n - 1) :]
             for store in (self, *self.sources):
                 entry = store._entry(n, key)
                 if entry is not None:
-                    yield entry
-
-    def _lookup(self, ctx: Context) -> _Entry | None:
-        return next(iter(self._entries(ctx)), None)
+                    yield n, entry
 
     def _first_candidates(self, ctx: Context, limit: int) -> list[int]:
         out: list[int] = []
-        for entry in self._entries(ctx):
+        for _, entry in self._entries(ctx):
             for token in entry.ranked():
                 if len(out) >= limit:
                     return out

@@ -34,6 +34,7 @@ JOBS = [
     ("json: ", {**GREEDY, "json_schema": json.dumps(SCHEMA)}),  # 4
     (OFF_SCHEMA, {**GREEDY, "json_schema": json.dumps(SCHEMA)}),  # 5
     INTERNAL_STATE,  # 6
+    (PROMPTS[REPETITIVE], {**GREEDY, "temperature": 0.7}),  # 7: sampled, verified by sampling
 ]
 # APAR off: an untrained model may emit the fork token, and forks are not what is compared here.
 # No whitespace inside JSON: an untrained model would otherwise pad it until max_new_tokens.
@@ -92,6 +93,13 @@ def test_grammar_rejected_drafts_are_cut_before_verification(plain, anpd):
     assert set(json.loads(anpd[5]["text"])) == {"color", "n"}
     assert anpd[6]["anpd"]["cut_tokens"] > 0  # only jobs 4 and 5 have a grammar
     assert "anpd" not in plain[6]
+
+
+def test_sampled_request_goes_through_sampling_verify_and_accepts_drafts(plain, anpd):
+    meta = anpd[7]["meta_info"]
+    assert len(anpd[7]["output_ids"]) == GREEDY["max_new_tokens"]
+    assert meta["spec_verify_ct"] < GREEDY["max_new_tokens"]  # drafts accepted as samples
+    assert anpd[7]["output_ids"] != plain[1]["output_ids"]  # not silently greedy
 
 
 APAR_GREEDY = {"temperature": 0.0, "max_new_tokens": 64}

@@ -252,3 +252,13 @@ def test_drafter_imports_neither_torch_nor_sglang():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_branching_tree_never_exceeds_the_reserved_width():
+    d = drafter(width=4, branching=3, min_confidence=0.0)
+    history = [1, 2, 8, 9, 1, 3, 8, 9, 1, 4, 8, 9, 1]  # after 1: 2, 3 or 4, each then 8, 9
+    for _ in range(4):  # full acceptance grows the chain to width - 1 = 3
+        d.record(["a"], d.draft_batch(["a"], [history], [[]]).drafted)
+    batch = d.draft_batch(["a"], [history], [[]])
+    assert batch.width == 4 and batch.drafted == [3]  # 3 candidates x 3 tokens, cut to 3 nodes
+    assert len(batch.tokens) == batch.width

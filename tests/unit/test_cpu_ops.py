@@ -229,3 +229,69 @@ def test_target_verify_attention_matches_per_request_loop(seed, kv_heads):
     expected = _target_verify_attention_loop(*args, 0.3)
     assert got.shape == (batch * n, heads * head_dim)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def _sampling_verify(trees, candidates, probs, g):
+    """Run the sampling verify on (batch, n) trees with fresh coins; return its outputs."""
+    batch, n = candidates.shape
+    index, next_token, next_sibling = (torch.empty(batch, n, dtype=torch.int64) for _ in "abc")
+    kernel_standins.reconstruct_indices_from_tree_mask(
+        trees.reshape(-1), torch.zeros(batch), torch.empty(batch * n, dtype=torch.int64),
+        index, next_token, next_sibling, batch, n,
+    )  # fmt: skip
+    predicts = torch.full((batch * n,), -1, dtype=torch.int64)
+    accept_index = torch.full((batch, n), -1, dtype=torch.int64)
+    accept_num = torch.zeros(batch, dtype=torch.int32)
+    cpu_ops.tree_speculative_sampling_target_only(
+        predicts, accept_index, accept_num, candidates, index, next_token, next_sibling,
+        torch.rand(batch, n, generator=g), torch.rand(batch, generator=g),
+        probs, torch.zeros_like(probs),
+    )  # fmt: skip
+    return predicts, accept_index, accept_num
+
+
+def test_sampling_verify_with_one_hot_targets_is_greedy_verify():
+    g = _gen(0)
+    batch, n, vocab = 6, 8, 3
+    trees = _random_trees(g, batch, n)
+    candidates = torch.randint(0, vocab, (batch, n), generator=g)
+    target = torch.randint(0, vocab, (batch * n,), generator=g)
+    probs = torch.nn.functional.one_hot(target, vocab).float().view(batch, n, vocab)
+    predicts, accept_index, accept_num = _sampling_verify(trees, candidates, probs, g)
+    index, next_token, next_sibling = (torch.empty(batch, n, dtype=torch.int64) for _ in "abc")
+    kernel_standins.reconstruct_indices_from_tree_mask(
+        trees.reshape(-1), torch.zeros(batch), torch.empty(batch * n, dtype=torch.int64),
+        index, next_token, next_sibling, batch, n,
+    )  # fmt: skip
+    greedy = (torch.full((batch * n,), -1, dtype=torch.int64), torch.full((batch, n), -1))
+    greedy_num = torch.zeros(batch, dtype=torch.int64)
+    cpu_ops.verify_tree_greedy(
+        greedy[0], greedy[1], greedy_num, candidates, index, next_token, next_sibling, target
+    )
+    assert accept_num.tolist() == greedy_num.tolist()
+    assert torch.equal(accept_index, greedy[1])
+    assert torch.equal(predicts, greedy[0])
+
+
+def test_sampling_verify_preserves_the_target_distribution():
+    """Monte Carlo over 20k rows: the first two emitted tokens follow the target's law."""
+    g = _gen(1)
+    batch, vocab = 20_000, 4
+    # root -> node1 (token 1) -> node3 (token 3); root -> node2 (token 2), a sibling of node1
+    tree = torch.tensor([[1, 0, 0, 0], [1, 1, 0, 0], [1, 0, 1, 0], [1, 1, 0, 1]], dtype=torch.bool)
+    trees = tree.expand(batch, 4, 4)
+    candidates = torch.tensor([0, 1, 2, 3]).expand(batch, 4)
+    rows = torch.tensor(
+        [[0.1, 0.4, 0.2, 0.3], [0.3, 0.1, 0.2, 0.4], [0.25] * 4, [0.7, 0.1, 0.1, 0.1]]
+    )
+    probs = rows.expand(batch, 4, vocab).clone()
+    predicts, accept_index, accept_num = _sampling_verify(trees, candidates, probs, g)
+    first = predicts.view(batch, 4)[:, 0]
+    freq = torch.bincount(first, minlength=vocab).float() / batch
+    torch.testing.assert_close(freq, rows[0], atol=0.015, rtol=0)
+    # after token 1 (node1), the next token follows node1's row, whether a draft or the bonus
+    after_one = first == 1
+    second = predicts.view(batch, 4)[after_one, 1]
+    freq = torch.bincount(second, minlength=vocab).float() / int(after_one.sum())
+    torch.testing.assert_close(freq, rows[1], atol=0.03, rtol=0)
+    assert set(accept_num.tolist()) == {0, 1, 2}

@@ -104,6 +104,23 @@ def test_summary_compares_with_ar_at_the_same_concurrency():
     assert rows["ar"].peak_kv_per_answer == 30.0
 
 
+def test_forked_subset_counts_only_forked_answers_against_ar_per_token():
+    answers = [_result("ar", 1, "a", 10, 10), _result("ar", 2, "b", 20, 20)]
+    ar = ModeRun("ar", "base", 1, 4.0, answers)
+    forked = _result("apar", 1, "x", 30, 12)
+    forked.apar = {"branches": 3, "total_tokens": 36, "critical_path_steps": 12}
+    forked.latency_s = 0.15  # ar: 0.1 s for 10 tokens; apar: 0.15 s for 30 tokens
+    serial = _result("apar", 2, "y", 20, 20)
+    serial.apar = {"branches": 1, "total_tokens": 20, "critical_path_steps": 20}
+    apar = ModeRun("apar", "apar-model", 1, 3.0, [forked, serial])
+    rows = {row.mode: row for row in summarize([ar, apar])}
+    assert rows["ar"].forked is None
+    subset = rows["apar"].forked
+    assert subset.answers == 1
+    assert subset.tokens_per_step == 3.0
+    assert subset.latency_per_token_vs_ar == 2.0
+
+
 def test_decode_steps_prefers_apar_then_speculative_counts():
     assert decode_steps({"completion_tokens": 9}) == 9
     assert decode_steps({"completion_tokens": 9, "spec_verify_ct": 4}) == 4

@@ -12,7 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apar_sgl.ngram import DraftLengthController, DraftTree, NgramTable, draft_budget
+from apar_sgl.ngram import (
+    DraftLengthController,
+    DraftTree,
+    LevelConfidence,
+    NgramTable,
+    draft_budget,
+)
 from apar_sgl.ngram import table as table_module
 from apar_sgl.ngram.tree import ROOT
 
@@ -344,6 +350,48 @@ def test_batch_cap_limits_and_then_stops_drafting() -> None:
     assert [ctl.next_length(b) for b in (1, 16, 32, 128)] == [8, 4, 2, 0]
 
 
+def test_draft_levels_name_the_level_each_chain_token_matched_at() -> None:
+    table = table_of([1, 2, 3, 7, 2, 3, 9], max_n=4)
+    assert table.draft_levels(1, context=[1, 2, 3]) == [4]
+    assert table.draft_levels(1, context=[5, 2, 3]) == [3]
+    assert table.draft_levels(1, context=[5, 6, 3]) == [2]
+    assert len(table.draft_levels(5)) == len(table.draft(5))
+    assert table.draft_levels(3, context=[42]) == []
+
+
+def test_confidence_starts_at_the_prior_and_learns_per_level() -> None:
+    conf = LevelConfidence(max_n=4)
+    assert conf.probability(2) == conf.probability(4) == 0.5
+    for _ in range(20):
+        conf.update([4, 4], accepted=2)  # long matches pass
+        conf.update([2, 2], accepted=0)  # bigram guesses fail; only the first is tried
+    assert conf.probability(4) > 0.9
+    assert conf.probability(2) < 0.1
+    assert conf.probability(3) == 0.5  # untouched level keeps its prior
+
+
+def test_confidence_keeps_the_chain_while_its_joint_chance_clears_the_threshold() -> None:
+    conf = LevelConfidence(max_n=4)
+    for _ in range(30):
+        conf.update([4], accepted=1)
+        conf.update([2], accepted=0)
+    assert conf.keep([4, 4, 4, 2, 4], threshold=0.5) == 3  # the bigram guess breaks the chain
+    assert conf.keep([2, 4, 4], threshold=0.5) == 0
+    assert conf.keep([2, 4, 4], threshold=0.0) == 3
+    assert conf.keep([], threshold=0.5) == 0
+
+
+def test_confidence_counts_stay_bounded_and_follow_recent_text() -> None:
+    conf = LevelConfidence(max_n=3, horizon=100)
+    for _ in range(500):
+        conf.update([3], accepted=1)
+    assert conf.probability(3) > 0.95
+    for _ in range(100):
+        conf.update([3], accepted=0)
+    assert conf.probability(3) < 0.6  # 500 old successes do not outweigh 100 new failures
+    assert sum(conf._tried) <= 100 + 1
+
+
 # --- boundaries -------------------------------------------------------------------------------
 
 
@@ -360,6 +408,10 @@ def test_invalid_arguments_raise_precise_errors() -> None:
         DraftLengthController(min_len=4, max_len=2)
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         draft_budget(0, 0.5, max_len=4)
+    with pytest.raises(ValueError, match="need 0 <= accepted <= 1, got 2"):
+        LevelConfidence(max_n=3).update([2], accepted=2)
+    with pytest.raises(ValueError, match="max_n must be >= 2"):
+        LevelConfidence(max_n=1)
 
 
 def test_import_pulls_in_neither_sglang_nor_torch() -> None:
