@@ -22,10 +22,10 @@ class AparArgs:
     apar_max_branches: int = 16
     apar_max_depth: int = 2
     apar_max_concurrent_children: int = 8
-    anpd_max_n: int = 4
+    anpd_max_n: int = 6
     anpd_branching: int = 1
     anpd_token_budget: int = 64
-    anpd_min_acceptance: float = 0.25
+    anpd_min_acceptance: float = 0.1
     anpd_min_confidence: float = 0.3
     anpd_shared_corpus: bool = False
 

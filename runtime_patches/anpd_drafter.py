@@ -1,8 +1,10 @@
 """ANPD drafts for a whole decode batch, in the flat layout SGLang's NGRAM verify path reads.
 
 Pure Python + numpy (no torch, no sglang): per-request `NgramTable`s seeded from the prompt and
-fed every accepted token, a `DraftLengthController` per request, and the batch's draft trees
-packed as node 0 = the last accepted token (the root), then the draft nodes, then padding.
+fed every accepted token, a `DraftLengthController` per request, one `LevelConfidence` (how
+often a token matched at each n-gram level is accepted) that cuts each draft where it stops
+being likely to pay for its verify slot, and the batch's draft trees packed as node 0 = the
+last accepted token (the root), then the draft nodes, then padding.
 An APAR child starts from a fork of its parent's table; the children of one parent also share
 a family table, so each drafts from its siblings' accepted tokens. With a grammar, drafts the
 request's matcher rejects are cut before verification (`cut_tree`).
@@ -122,8 +124,8 @@ class AnpdDrafter:
             state = self._observe(rid, prompt, output)
             length = state.control.next_length(len(rids))
             levels = state.table.draft_levels(length) if length else []
-            length = self.confidence.keep(levels, self.settings.min_confidence)
-            tree = state.table.draft_tree(length, self.settings.branching) if length else _EMPTY
+            length = self.confidence.keep(levels, s.min_confidence)
+            tree = state.table.draft_tree(length, s.branching) if length else _EMPTY
             tree = _first_nodes(tree, node_cap)
             if matcher is not None and len(tree):
                 kept = cut_tree(tree, matcher)

@@ -83,10 +83,9 @@ def verify_tree_greedy(
     """
     batch, _ = candidates.shape
     max_steps = accept_index.shape[1]
-    cand = candidates.tolist()
-    index = retrieve_index.tolist()
-    next_token = retrieve_next_token.tolist()
-    next_sibling = retrieve_next_sibling.tolist()
+    cand, index, next_token, next_sibling = _host_lists(
+        candidates, retrieve_index, retrieve_next_token, retrieve_next_sibling
+    )
     target = target_predict.reshape(-1).tolist()
     flat_predicts = predicts.view(-1)
     for b in range(batch):
@@ -108,6 +107,11 @@ def verify_tree_greedy(
         accept_token_num[b] = accepted
         flat_predicts[last] = target[last]
     return predicts, accept_index, accept_token_num
+
+
+def _host_lists(*tensors: torch.Tensor) -> list[list]:
+    """Small per-request tree tensors as nested Python lists, for the per-node walks."""
+    return [t.tolist() for t in tensors]
 
 
 def target_verify_attention(
@@ -191,10 +195,9 @@ def tree_speculative_sampling_target_only(
     """
     batch, n = candidates.shape
     max_steps = accept_index.shape[1]
-    cand = candidates.tolist()
-    index = retrive_index.tolist()
-    next_token = retrive_next_token.tolist()
-    next_sibling = retrive_next_sibling.tolist()
+    cand, index, next_token, next_sibling = _host_lists(
+        candidates, retrive_index, retrive_next_token, retrive_next_sibling
+    )
     coins = uniform_samples.reshape(batch, n).tolist()
     flat_predicts = predicts.view(-1)
     last_rows: list[int] = []

@@ -148,6 +148,17 @@ def test_reconstruct_indices_from_tree_mask_matches_loop(seed):
         assert index[b].tolist() == list(range(b * n, (b + 1) * n))
 
 
+def _tree_links(trees: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """retrieve_index, first child and next sibling of (batch, n, n) tree masks."""
+    batch, n, _ = trees.shape
+    index, next_token, next_sibling = (torch.empty(batch, n, dtype=torch.int64) for _ in "abc")
+    kernel_standins.reconstruct_indices_from_tree_mask(
+        trees.reshape(-1), torch.zeros(batch), torch.empty(batch * n, dtype=torch.int64),
+        index, next_token, next_sibling, batch, n,
+    )  # fmt: skip
+    return index, next_token, next_sibling
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_verify_tree_greedy_accepts_the_longest_matching_path(seed):
     g = _gen(seed)
@@ -155,11 +166,7 @@ def test_verify_tree_greedy_accepts_the_longest_matching_path(seed):
     trees = _random_trees(g, batch, n)
     candidates = torch.randint(0, vocab, (batch, n), generator=g)
     target = torch.randint(0, vocab, (batch * n,), generator=g)
-    index, next_token, next_sibling = (torch.empty(batch, n, dtype=torch.int64) for _ in "abc")
-    kernel_standins.reconstruct_indices_from_tree_mask(
-        trees.reshape(-1), torch.zeros(batch), torch.empty(batch * n, dtype=torch.int64),
-        index, next_token, next_sibling, batch, n,
-    )  # fmt: skip
+    index, next_token, next_sibling = _tree_links(trees)
     predicts = torch.full((batch * n,), -1, dtype=torch.int64)
     accept_index = torch.full((batch, n), -1, dtype=torch.int64)
     accept_num = torch.zeros(batch, dtype=torch.int64)
@@ -234,11 +241,7 @@ def test_target_verify_attention_matches_per_request_loop(seed, kv_heads):
 def _sampling_verify(trees, candidates, probs, g):
     """Run the sampling verify on (batch, n) trees with fresh coins; return its outputs."""
     batch, n = candidates.shape
-    index, next_token, next_sibling = (torch.empty(batch, n, dtype=torch.int64) for _ in "abc")
-    kernel_standins.reconstruct_indices_from_tree_mask(
-        trees.reshape(-1), torch.zeros(batch), torch.empty(batch * n, dtype=torch.int64),
-        index, next_token, next_sibling, batch, n,
-    )  # fmt: skip
+    index, next_token, next_sibling = _tree_links(trees)
     predicts = torch.full((batch * n,), -1, dtype=torch.int64)
     accept_index = torch.full((batch, n), -1, dtype=torch.int64)
     accept_num = torch.zeros(batch, dtype=torch.int32)
@@ -258,11 +261,7 @@ def test_sampling_verify_with_one_hot_targets_is_greedy_verify():
     target = torch.randint(0, vocab, (batch * n,), generator=g)
     probs = torch.nn.functional.one_hot(target, vocab).float().view(batch, n, vocab)
     predicts, accept_index, accept_num = _sampling_verify(trees, candidates, probs, g)
-    index, next_token, next_sibling = (torch.empty(batch, n, dtype=torch.int64) for _ in "abc")
-    kernel_standins.reconstruct_indices_from_tree_mask(
-        trees.reshape(-1), torch.zeros(batch), torch.empty(batch * n, dtype=torch.int64),
-        index, next_token, next_sibling, batch, n,
-    )  # fmt: skip
+    index, next_token, next_sibling = _tree_links(trees)
     greedy = (torch.full((batch * n,), -1, dtype=torch.int64), torch.full((batch, n), -1))
     greedy_num = torch.zeros(batch, dtype=torch.int64)
     cpu_ops.verify_tree_greedy(
