@@ -50,6 +50,7 @@ class AnpdStats:
     """Counters of one drafter since start; per request-step, not per batch."""
 
     verify_steps: int = 0  # request-steps that went through verify
+    drafting_steps: int = 0  # of those, the ones that verified at least one draft token
     drafted_tokens: int = 0  # draft tokens verified
     accepted_tokens: int = 0  # draft tokens accepted
     cut_tokens: int = 0  # draft tokens the grammar rejected before verification
@@ -59,12 +60,19 @@ class AnpdStats:
         steps = self.verify_steps
         return {
             "verify_steps": steps,
+            "drafting_steps": self.drafting_steps,
             "drafted_tokens": self.drafted_tokens,
             "accepted_tokens": self.accepted_tokens,
             "cut_tokens": self.cut_tokens,
             "inherited_tables": self.inherited_tables,
             # tokens per verify step, the bonus token included (SGLang's spec_accept_length)
             "accept_length": (steps + self.accepted_tokens) / steps if steps else 0.0,
+            # the same over the steps that carried drafts (the others are plain decode steps)
+            "accept_length_when_drafting": (
+                (self.drafting_steps + self.accepted_tokens) / self.drafting_steps
+                if self.drafting_steps
+                else 0.0
+            ),
         }
 
 
@@ -151,6 +159,7 @@ class AnpdDrafter:
                 state.control.update(state.drafted, count)
                 self.confidence.update(state.levels, min(count, len(state.levels)))
                 self.stats.verify_steps += 1
+                self.stats.drafting_steps += state.drafted > 0
                 self.stats.drafted_tokens += state.drafted
                 self.stats.accepted_tokens += count
 

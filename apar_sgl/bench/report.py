@@ -26,6 +26,7 @@ class SummaryRow(NamedTuple):
     identical_to_ar: float | None
     speedup_vs_ar: float | None
     forked: ForkedSubset | None = None
+    accept_length_when_drafting: float | None = None  # ANPD: over steps that carried drafts
 
 
 class ForkedSubset(NamedTuple):
@@ -73,6 +74,9 @@ def summarize(runs: list[ModeRun]) -> list[SummaryRow]:
                 identical_to_ar=identical,
                 speedup_vs_ar=round(speedup, 3) if speedup is not None else None,
                 forked=forked_subset(run, ref),
+                accept_length_when_drafting=(
+                    round(run.drafter["accept_length_when_drafting"], 3) if run.drafter else None
+                ),
             )
         )
     return rows
@@ -123,8 +127,8 @@ def environment(model: str, extra: dict[str, Any]) -> dict[str, Any]:
 def markdown(rows: list[SummaryRow], env: dict[str, Any]) -> str:
     header = (
         "| mode | model | conc | answers | wall s | out tok | tok/s | steps/answer | tok/step "
-        "| peak KV/answer "
-        "| accept len | identical to ar | tok/s vs ar |\n|" + "---|" * 13
+        "| peak KV/answer | accept len | accept len, drafting steps "
+        "| identical to ar | tok/s vs ar |\n|" + "---|" * 14
     )
     lines = [header]
     for r in rows:
@@ -140,6 +144,7 @@ def markdown(rows: list[SummaryRow], env: dict[str, Any]) -> str:
             r.tokens_per_step,
             r.peak_kv_per_answer,
             _fmt(r.accept_length),
+            _fmt(r.accept_length_when_drafting),
             _fmt(None if r.identical_to_ar is None else f"{r.identical_to_ar:.0%}"),
             _fmt(None if r.speedup_vs_ar is None else f"{r.speedup_vs_ar:.2f}x"),
         ]

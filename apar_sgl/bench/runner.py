@@ -33,6 +33,7 @@ class ModeRun:
     concurrency: int
     wall_s: float
     results: list[RequestResult]
+    drafter: dict[str, Any] | None = None  # ANPD's counters for the run (AnpdStats), if any
 
 
 def peak_kv_tokens(meta: dict[str, Any]) -> int:
@@ -95,4 +96,6 @@ def run_mode(
 
     started = time.perf_counter()
     engine.loop.run_until_complete(all_requests())  # the loop SGLang's Engine runs on
-    return ModeRun(mode.name, model, concurrency, time.perf_counter() - started, list(results))
+    wall = time.perf_counter() - started
+    drafter = engine.get_server_info()["internal_states"][0].get("anpd")
+    return ModeRun(mode.name, model, concurrency, wall, list(results), drafter)

@@ -122,6 +122,14 @@ def test_record_counts_stats_and_clamps_to_the_draft():
     assert stats["verify_steps"] == 2
     assert stats["drafted_tokens"] == stats["accepted_tokens"] == 3
     assert stats["accept_length"] == pytest.approx(2.5)
+    assert stats["drafting_steps"] == 2
+    assert stats["accept_length_when_drafting"] == pytest.approx(2.5)
+    d.draft_batch(["b"], [[7, 8]], [[]])  # no match: a plain step through verify
+    d.record(["b"], [0])
+    stats = d.stats.as_dict()
+    assert (stats["verify_steps"], stats["drafting_steps"]) == (3, 2)
+    assert stats["accept_length"] == pytest.approx(6 / 3)
+    assert stats["accept_length_when_drafting"] == pytest.approx(2.5)
     assert d.draft_batch(["a"], [CYCLE], [out]).drafted == [3]
     d.record(["a"], [99])  # more than drafted: clamped
     assert d.stats.accepted_tokens == d.stats.drafted_tokens == 6

@@ -121,6 +121,15 @@ def test_forked_subset_counts_only_forked_answers_against_ar_per_token():
     assert subset.latency_per_token_vs_ar == 2.0
 
 
+def test_summary_reports_the_drafters_accept_length_over_drafting_steps():
+    ar = ModeRun("ar", "m", 1, 1.0, [_result("ar", 1, "a", 10, 10)])
+    anpd = ModeRun("anpd", "m", 1, 1.0, [_result("anpd", 1, "a", 10, 8)])
+    anpd.drafter = {"accept_length_when_drafting": 1.6}
+    rows = {row.mode: row for row in summarize([ar, anpd])}
+    assert rows["anpd"].accept_length_when_drafting == 1.6
+    assert rows["ar"].accept_length_when_drafting is None
+
+
 def test_decode_steps_prefers_apar_then_speculative_counts():
     assert decode_steps({"completion_tokens": 9}) == 9
     assert decode_steps({"completion_tokens": 9, "spec_verify_ct": 4}) == 4
