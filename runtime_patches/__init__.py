@@ -39,6 +39,7 @@ def _hook_table() -> list[Hook]:
             cpu_hooks.fill_accept_out_cache_loc,
             cpu_hooks.fill_bonus_tokens,
             cpu_hooks.torch_native_forward_extend,
+            cpu_hooks.torch_native_decode_attention,
         )
     ]
     hooks += _apar_hooks()

@@ -74,3 +74,40 @@ def torch_native_forward_extend(original, self, q, k, v, layer, forward_batch, s
         layer.v_head_dim,
         layer.scaling,
     )
+
+
+def torch_native_decode_attention(
+    original,
+    self,
+    query,
+    output,
+    k_cache,
+    v_cache,
+    req_to_token,
+    req_pool_indices,
+    seq_lens,
+    encoder_lens=None,
+    scaling=None,
+    enable_gqa=False,
+    causal=False,
+    is_cross_attn=False,
+    sliding_window_size=None,
+):
+    """sglang.srt.layers.attention.torch_native_backend.TorchNativeAttnBackend._run_sdpa_forward_decode
+
+    One batched SDPA call per layer instead of one per request: a decode step's cost then
+    barely grows with the batch, as for verify. Encoder and sliding-window models keep
+    SGLang's loop.
+    """
+    if encoder_lens is not None or is_cross_attn or (sliding_window_size or -1) > -1:
+        return original(
+            self, query, output, k_cache, v_cache, req_to_token, req_pool_indices, seq_lens,
+            encoder_lens, scaling=scaling, enable_gqa=enable_gqa, causal=causal,
+            is_cross_attn=is_cross_attn, sliding_window_size=sliding_window_size,
+        )  # fmt: skip
+    output.copy_(
+        cpu_ops.decode_attention(
+            query, k_cache, v_cache, req_to_token, req_pool_indices, seq_lens, scaling
+        )
+    )
+    return output

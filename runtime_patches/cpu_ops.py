@@ -137,22 +137,53 @@ def target_verify_attention(
     n = draft_token_num
     batch = kv_lens.numel()
     lens = kv_lens.to(torch.int64)
-    longest = int(lens.max())
-    columns = torch.arange(longest, device=q.device)
+    columns = torch.arange(int(lens.max()), device=q.device)
+    allowed = _padded_tree_mask(mask, lens, n, columns)
+    queries = q.view(batch, n, num_heads, head_dim).transpose(1, 2)
+    attended = _padded_sdpa(
+        queries, k_cache, v_cache, req_to_token, req_pool_indices, allowed, scaling
+    )
+    return attended.transpose(1, 2).reshape(batch * n, num_heads * v_head_dim)
+
+
+def decode_attention(
+    query, k_cache, v_cache, req_to_token, req_pool_indices, seq_lens, scaling
+) -> torch.Tensor:
+    """One new token per request over its whole KV: (batch, heads, head_dim) -> same for v.
+
+    The batched form of torch_native's per-request decode loop (one SDPA call per request
+    per layer), as `target_verify_attention` is for verify.
+    """
+    lens = seq_lens.to(torch.int64)
+    columns = torch.arange(int(lens.max()), device=query.device)
+    allowed = (columns[None, :] < lens[:, None])[:, None, :]  # (batch, 1 query, longest)
+    queries = query.unsqueeze(2)  # (batch, heads, 1, head_dim)
+    attended = _padded_sdpa(
+        queries, k_cache, v_cache, req_to_token, req_pool_indices, allowed, scaling
+    )
+    return attended.squeeze(2)
+
+
+def _padded_sdpa(queries, k_cache, v_cache, req_to_token, req_pool_indices, allowed, scaling):
+    """SDPA of queries (batch, heads, n, d) over each request's KV, padded to `allowed`'s width.
+
+    One call for the batch: the KV of request i is gathered from its req_to_token row into
+    columns 0..longest-1; `allowed` (batch, n, longest) masks padding and unseen tokens.
+    """
+    columns = torch.arange(allowed.shape[-1], device=queries.device)
     slots = req_to_token[req_pool_indices.long()[:, None], columns[None, :]].long()
     keys = k_cache[slots].transpose(1, 2)  # (batch, kv_heads, longest, head_dim)
     values = v_cache[slots].transpose(1, 2)
-    allowed = _padded_tree_mask(mask, lens, n, columns)
-    queries = q.view(batch, n, num_heads, head_dim).transpose(1, 2)
-    attended = torch.nn.functional.scaled_dot_product_attention(
+    if keys.dtype != queries.dtype:
+        keys, values = keys.to(queries.dtype), values.to(queries.dtype)
+    return torch.nn.functional.scaled_dot_product_attention(
         queries,
         keys,
         values,
         attn_mask=allowed.unsqueeze(1),
         scale=scaling,
-        enable_gqa=num_heads != keys.shape[1],
+        enable_gqa=queries.shape[1] != keys.shape[1],
     )
-    return attended.transpose(1, 2).reshape(batch * n, num_heads * v_head_dim)
 
 
 def _padded_tree_mask(

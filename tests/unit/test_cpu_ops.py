@@ -294,3 +294,37 @@ def test_sampling_verify_preserves_the_target_distribution():
     freq = torch.bincount(second, minlength=vocab).float() / int(after_one.sum())
     torch.testing.assert_close(freq, rows[1], atol=0.03, rtol=0)
     assert set(accept_num.tolist()) == {0, 1, 2}
+
+
+def _decode_attention_loop(query, k_cache, v_cache, req_to_token, rows, seq_lens, scale):
+    """torch_native's reference: one SDPA call per request over its own KV."""
+    out = []
+    for i, total in enumerate(seq_lens.tolist()):
+        slots = req_to_token[int(rows[i]), :total].long()
+        keys, values = k_cache[slots].transpose(0, 1), v_cache[slots].transpose(0, 1)
+        attended = torch.nn.functional.scaled_dot_product_attention(
+            query[i].unsqueeze(1).unsqueeze(0),
+            keys.unsqueeze(0),
+            values.unsqueeze(0),
+            scale=scale,
+            enable_gqa=query.shape[1] != keys.shape[0],
+        )
+        out.append(attended[0, :, 0])
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("kv_heads", [4, 2])
+def test_decode_attention_matches_per_request_loop(seed, kv_heads):
+    g = _gen(seed)
+    batch, heads, head_dim, pool_size = 1 + seed, 4, 8, 400
+    seq_lens = torch.randint(1, 60, (batch,), generator=g)
+    rows = torch.randperm(batch + 2, generator=g)[:batch]
+    req_to_token = torch.randint(1, pool_size, (batch + 2, 64), dtype=torch.int32, generator=g)
+    k_cache = torch.randn(pool_size, kv_heads, head_dim, generator=g)
+    v_cache = torch.randn(pool_size, kv_heads, head_dim, generator=g)
+    query = torch.randn(batch, heads, head_dim, generator=g)
+    args = (query, k_cache, v_cache, req_to_token, rows, seq_lens, 0.3)
+    got = cpu_ops.decode_attention(*args)
+    assert got.shape == (batch, heads, head_dim)
+    torch.testing.assert_close(got, _decode_attention_loop(*args), atol=1e-5, rtol=1e-5)
