@@ -28,6 +28,7 @@ class AparArgs:
     anpd_min_acceptance: float = 0.1
     anpd_min_confidence: float = 0.3
     anpd_shared_corpus: bool = False
+    anpd_measure_cost: bool = True
 
     HELP = {
         "apar_fork_token": "Control token the model emits to fork a child branch.",
@@ -50,6 +51,9 @@ class AparArgs:
         "anpd_min_confidence": "ANPD: draft a token only while the estimated chance that it "
         "and every draft token before it are accepted stays at or above this (learned online "
         "per n-gram level; 0 drafts whatever matches).",
+        "anpd_measure_cost": "ANPD: time decode and verify steps online and give each step "
+        "the verify width (1 = plain decode) with the most expected tokens per second "
+        "(off: verify every draft the other limits allow).",
         "anpd_min_acceptance": "ANPD: a request whose recent acceptance rate falls below this "
         "stops drafting (with an occasional probe to recover).",
     }

@@ -19,7 +19,14 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from apar_sgl.ngram import DraftLengthController, DraftTree, LevelConfidence, NgramTable
+from apar_sgl.ngram import (
+    DraftLengthController,
+    DraftTree,
+    LevelConfidence,
+    NgramTable,
+    StepCost,
+    best_width,
+)
 from apar_sgl.ngram.tree import ROOT
 
 logger = logging.getLogger(__name__)
@@ -35,6 +42,7 @@ class AnpdSettings:
     min_confidence: float = 0.0  # draft a token only if P(it and its prefix accepted) >= this
     max_entries_per_level: int = 65536
     shared_corpus: bool = False  # opt-in: finished requests' tokens feed every later draft
+    measure_cost: bool = False  # pick each step's width from measured step times (observe_step)
 
 
 class TokenMatcher(Protocol):
@@ -49,23 +57,25 @@ class TokenMatcher(Protocol):
 class AnpdStats:
     """Counters of one drafter since start; per request-step, not per batch."""
 
-    verify_steps: int = 0  # request-steps that went through verify
+    decode_steps: int = 0  # request-steps decoded under ANPD (verified or plain)
     drafting_steps: int = 0  # of those, the ones that verified at least one draft token
+    plain_decode_batches: int = 0  # batch-steps with no drafts, run as plain decode (no verify)
     drafted_tokens: int = 0  # draft tokens verified
     accepted_tokens: int = 0  # draft tokens accepted
     cut_tokens: int = 0  # draft tokens the grammar rejected before verification
     inherited_tables: int = 0  # APAR children that started from their parent's table
 
     def as_dict(self) -> dict[str, float]:
-        steps = self.verify_steps
+        steps = self.decode_steps
         return {
-            "verify_steps": steps,
+            "decode_steps": steps,
             "drafting_steps": self.drafting_steps,
+            "plain_decode_batches": self.plain_decode_batches,
             "drafted_tokens": self.drafted_tokens,
             "accepted_tokens": self.accepted_tokens,
             "cut_tokens": self.cut_tokens,
             "inherited_tables": self.inherited_tables,
-            # tokens per verify step, the bonus token included (SGLang's spec_accept_length)
+            # tokens per decode step, the bonus token included (SGLang's spec_accept_length)
             "accept_length": (steps + self.accepted_tokens) / steps if steps else 0.0,
             # the same over the steps that carried drafts (the others are plain decode steps)
             "accept_length_when_drafting": (
@@ -105,6 +115,8 @@ class AnpdDrafter:
         self._families: dict[str, NgramTable] = {}  # by parent rid: its children's shared table
         self._corpus = NgramTable(settings.max_n) if settings.shared_corpus else None
         self.confidence = LevelConfidence(settings.max_n)  # counts only, shared by requests
+        self.decode_cost = StepCost()
+        self.verify_cost = StepCost()
 
     def __repr__(self) -> str:
         return f"AnpdDrafter({self.settings}, requests={len(self._states)})"
@@ -140,8 +152,14 @@ class AnpdDrafter:
                 self.stats.cut_tokens += len(tree) - len(kept)
                 tree = kept
             trees.append(tree)
+            state.levels = levels[: max(tree.depths(), default=0)]
+        if s.measure_cost:
+            width = self._best_width(trees, [self._states[r].levels for r in rids])
+            trees = [_first_nodes(tree, width - 1) for tree in trees]
+        for rid, tree in zip(rids, trees, strict=True):
+            state = self._states[rid]
             state.drafted = max(tree.depths(), default=0)
-            state.levels = levels[: state.drafted]
+            state.levels = state.levels[: state.drafted]
         width = 1 + max(len(t) for t in trees)
         roots = [
             (output[-1] if len(output) else prompt[-1])
@@ -158,10 +176,14 @@ class AnpdDrafter:
                 count = min(int(count), state.drafted)
                 state.control.update(state.drafted, count)
                 self.confidence.update(state.levels, min(count, len(state.levels)))
-                self.stats.verify_steps += 1
+                self.stats.decode_steps += 1
                 self.stats.drafting_steps += state.drafted > 0
                 self.stats.drafted_tokens += state.drafted
                 self.stats.accepted_tokens += count
+
+    def observe_step(self, verified: bool, tokens: int, seconds: float) -> None:
+        """Time of one forward step of `tokens` tokens: a verify step or a plain decode step."""
+        (self.verify_cost if verified else self.decode_cost).observe(tokens, seconds)
 
     def release(self, rids: Iterable[str]) -> None:
         """Forget finished requests (into the shared corpus, if on); children keep their family
@@ -213,6 +235,18 @@ class AnpdDrafter:
             state.tokens.extend((list(prompt) + list(output))[len(state.tokens) :])
         state.fed = total
         return state
+
+    def _best_width(self, trees: Sequence[DraftTree], levels: Sequence[list[int]]) -> int:
+        """The batch's verify width with the most expected tokens per measured second.
+
+        A tree's first nodes are its greedy chain, so cutting it to k nodes keeps the chain's
+        first k tokens; nodes past the chain (other branches) are counted as costs only.
+        """
+        expected = []
+        for tree, chain in zip(trees, levels, strict=True):
+            gains = self.confidence.expected_accepted(chain)
+            expected.append([gains[min(k, len(gains)) - 1] for k in range(1, len(tree) + 1)])
+        return best_width(expected, self.decode_cost, self.verify_cost)
 
     def _table(self) -> NgramTable:
         s = self.settings

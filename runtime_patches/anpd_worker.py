@@ -19,9 +19,10 @@ rejects are cut before verification; other backends keep them (verify masks them
 from __future__ import annotations
 
 import logging
+import time
 
 import torch
-from apar_sgl.runtime_patches.anpd_drafter import AnpdDrafter, AnpdSettings
+from apar_sgl.runtime_patches.anpd_drafter import AnpdDrafter, AnpdSettings, BatchDraft
 
 from apar_sgl.config import apar_args_of
 
@@ -158,6 +159,7 @@ def _make_worker_class() -> type:
                     min_acceptance=args.anpd_min_acceptance,
                     min_confidence=args.anpd_min_confidence,
                     shared_corpus=args.anpd_shared_corpus,
+                    measure_cost=args.anpd_measure_cost,
                 )
             )
             self.ngram_corpus = _CorpusFacade(self.drafter)
@@ -166,27 +168,81 @@ def _make_worker_class() -> type:
 
         def forward_batch_generation(self, batch, on_publish=None, pp_proxy_tensors=None):
             self._verified_rids = []
-            result = super().forward_batch_generation(batch, on_publish, pp_proxy_tensors)
+            self._draft = self._draft_batch(batch) if batch.forward_mode.is_decode() else None
+            plain = self._draft is not None and self._draft.width == 1 and self._runs_plainly(batch)
+            started = time.perf_counter()
+            if plain:
+                result = self._decode_without_drafts(batch, on_publish)
+            else:
+                result = super().forward_batch_generation(batch, on_publish, pp_proxy_tensors)
             if self._verified_rids:
-                accepted = (result.accept_lens - 1).tolist()
+                accepted = (result.accept_lens - 1).tolist()  # waits for the forward pass
+                self.drafter.observe_step(
+                    verified=not plain,
+                    tokens=len(accepted) * self._draft.width,
+                    seconds=time.perf_counter() - started,
+                )
                 self.drafter.record(self._verified_rids, accepted)
                 self._pad_to_max_width(result, len(self._verified_rids))
             self.draft_token_num = self.max_width
             return result
 
-        def _prepare_for_speculative_decoding(self, batch) -> None:
-            if not batch.forward_mode.is_decode():
-                return
+        def _draft_batch(self, batch) -> BatchDraft:
             reqs = batch.reqs
-            bs = len(reqs)
-            draft = self.drafter.draft_batch(
-                [r.rid for r in reqs],
+            self._verified_rids = [r.rid for r in reqs]
+            return self.drafter.draft_batch(
+                self._verified_rids,
                 [r.origin_input_ids_unpadded for r in reqs],
                 [r.output_ids for r in reqs],
                 [_grammar_cursor(r.grammar) for r in reqs] if batch.has_grammar else None,
             )
+
+        def _runs_plainly(self, batch) -> bool:
+            """A no-draft step may skip verify: eager forward only (a captured graph is
+            verify-shaped) and no logprobs (SGLang reads those in verify's layout)."""
+            return not self.model_runner.decode_cuda_graph_runner and not batch.return_logprob
+
+        def _decode_without_drafts(self, batch, on_publish):
+            """SGLang's plain decode forward for a batch with no drafts, in NGRAM's result
+            shape (one accepted token per request). The scheduler restores the batch after."""
+            start = batch.seq_lens
+            batch.forward_mode = ForwardMode.DECODE
+            batch.spec_info = None
+            batch.input_ids = torch.from_numpy(self._draft.tokens).to(self.device)
+            batch.out_cache_loc = batch.req_to_token_pool.req_to_token[
+                batch.req_pool_indices, start
+            ].to(torch.int64)
+            batch.seq_lens = start + 1
+            if batch.seq_lens_cpu is not None:
+                batch.seq_lens_cpu = batch.seq_lens_cpu + 1
+            if batch.orig_seq_lens is not None:
+                batch.orig_seq_lens = batch.orig_seq_lens + 1
+            batch.seq_lens_sum = None
+            result = self.target_worker.forward_batch_generation(batch)
+            self.drafter.stats.plain_decode_batches += 1
+            bs = len(batch.reqs)
+            result.accept_lens = torch.ones(bs, dtype=torch.int32, device=self.device)
+            result.new_seq_lens = batch.seq_lens
+            result.speculative_num_draft_tokens = self.max_width
+            self.draft_token_num = 1
+            if on_publish is not None:
+                on_publish(result.new_seq_lens)
+            self._release_departed(batch)
+            return result
+
+        def _release_departed(self, batch) -> None:
+            """Forget requests that left the decode batch (NGRAMWorker does this after verify)."""
+            current = {r.rid for r in batch.reqs}
+            if departed := self._prev_decode_rids - current:
+                self.drafter.release(departed)
+            self._prev_decode_rids = current
+
+        def _prepare_for_speculative_decoding(self, batch) -> None:
+            if not batch.forward_mode.is_decode():
+                return
+            draft = self._draft
+            bs = len(batch.reqs)
             width = self.draft_token_num = draft.width
-            self._verified_rids = [r.rid for r in reqs]
             tree_mask = torch.from_numpy(draft.mask).to(self.device)
             draft_tokens = torch.from_numpy(draft.tokens).to(self.device)
             positions = torch.empty(bs * width, dtype=torch.int64, device=self.device)

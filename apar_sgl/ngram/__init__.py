@@ -9,8 +9,22 @@ time; no match means no draft. The target model verifies drafts elsewhere, so ou
 
 from __future__ import annotations
 
-from apar_sgl.ngram.control import DraftLengthController, LevelConfidence, draft_budget
+from apar_sgl.ngram.control import (
+    DraftLengthController,
+    LevelConfidence,
+    StepCost,
+    best_width,
+    draft_budget,
+)
 from apar_sgl.ngram.table import NgramTable
 from apar_sgl.ngram.tree import DraftTree
 
-__all__ = ["DraftLengthController", "DraftTree", "LevelConfidence", "NgramTable", "draft_budget"]
+__all__ = [
+    "DraftLengthController",
+    "DraftTree",
+    "LevelConfidence",
+    "NgramTable",
+    "StepCost",
+    "best_width",
+    "draft_budget",
+]

@@ -149,3 +149,82 @@ class LevelConfidence:
         if sum(self._tried) > self.horizon:
             self._accepted = [a / 2 for a in self._accepted]
             self._tried = [t / 2 for t in self._tried]
+
+    def expected_accepted(self, levels: list[int]) -> list[float]:
+        """Expected accepted tokens if the chain is cut to its first k tokens, for k = 1..len."""
+        out: list[float] = []
+        chance, total = 1.0, 0.0
+        for level in levels:
+            chance *= self.probability(level)
+            total += chance
+            out.append(total)
+        return out
+
+
+@dataclass(slots=True)
+class StepCost:
+    """Seconds per forward step as a + b * tokens, fitted online; old steps fade by `decay`.
+
+    Keep one per kind of step (plain decode, verify): on a GPU extra verify tokens are nearly
+    free, on a CPU each costs about as much as a decode step, and only a measurement tells.
+    """
+
+    decay: float = 0.97
+    _sums: list[float] = field(default_factory=lambda: [0.0] * 5, repr=False)  # n Σx Σy Σxx Σxy
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.decay <= 1.0:
+            raise ValueError(f"decay must be in (0, 1], got {self.decay}")
+
+    @property
+    def samples(self) -> float:
+        """Steps observed, older ones counted at their faded weight."""
+        return self._sums[0]
+
+    def observe(self, tokens: int, seconds: float) -> None:
+        if tokens < 1 or seconds < 0.0:
+            raise ValueError(f"need tokens >= 1 and seconds >= 0, got {tokens}, {seconds}")
+        point = (1.0, tokens, seconds, tokens * tokens, tokens * seconds)
+        self._sums = [s * self.decay + p for s, p in zip(self._sums, point, strict=True)]
+
+    def predict(self, tokens: int) -> float | None:
+        """Expected seconds for a step of `tokens`; None before any observation.
+
+        With one batch size seen so far the cost is taken as proportional to tokens.
+        """
+        n, sx, sy, sxx, sxy = self._sums
+        if n == 0.0:
+            return None
+        mean_x, mean_y = sx / n, sy / n
+        spread = sxx / n - mean_x * mean_x
+        if spread > 1e-6 * mean_x * mean_x:
+            slope = max(0.0, (sxy / n - mean_x * mean_y) / spread)
+        else:
+            slope = mean_y / mean_x
+        return max(0.0, mean_y + slope * (tokens - mean_x))
+
+
+def best_width(
+    expected: list[list[float]],
+    decode: StepCost,
+    verify: StepCost,
+    *,
+    min_verify_samples: float = 4.0,
+) -> int:
+    """The verify width (1: plain decode, no drafts) with the most expected tokens per second.
+
+    `expected[r][k - 1]` is request r's expected accepted tokens with its draft cut to k tokens.
+    Until verify has `min_verify_samples` observations every draft is kept, so it gets measured.
+    """
+    widest = 1 + max((len(e) for e in expected), default=0)
+    batch = len(expected)
+    decode_s = decode.predict(batch)
+    if widest == 1 or decode_s is None or verify.samples < min_verify_samples:
+        return widest
+    best, best_rate = 1, batch / max(decode_s, 1e-9)
+    for width in range(2, widest + 1):
+        tokens = batch + sum(e[min(width - 1, len(e)) - 1] for e in expected if e)
+        rate = tokens / max(verify.predict(batch * width), 1e-9)
+        if rate > best_rate:
+            best, best_rate = width, rate
+    return best

@@ -51,11 +51,20 @@ def plain(tiny_model_path):
     return generate_isolated(tiny_model_path, ENGINE_ARGS, JOBS)
 
 
+# Timing-blind: with measured costs on, whether a step drafts depends on this machine's speed.
+ANPD_ARGS = {"speculative_algorithm": "ANPD", "anpd_measure_cost": False}
+
+
 @pytest.fixture(scope="module")
 def anpd(tiny_model_path):
-    return generate_isolated(
-        tiny_model_path, {**ENGINE_ARGS, "speculative_algorithm": "ANPD"}, JOBS
-    )
+    return generate_isolated(tiny_model_path, {**ENGINE_ARGS, **ANPD_ARGS}, JOBS)
+
+
+@pytest.fixture(scope="module")
+def anpd_never_drafting(tiny_model_path):
+    """Defaults, but no draft clears the confidence gate: every step takes the plain path."""
+    args = {**ENGINE_ARGS, "speculative_algorithm": "ANPD", "anpd_min_confidence": 1.0}
+    return generate_isolated(tiny_model_path, args, JOBS[:1] + JOBS[4:7])
 
 
 def _ids(outputs):
@@ -120,9 +129,23 @@ def apar_plain(apar_model_path):
 def apar_anpd(apar_model_path):
     return generate_isolated(
         apar_model_path,
-        {"dtype": "float32", "random_seed": 0, "speculative_algorithm": "ANPD"},
+        {"dtype": "float32", "random_seed": 0, **ANPD_ARGS},
         APAR_JOBS,
     )
+
+
+def test_steps_without_drafts_run_as_plain_decode_and_stay_identical(plain, anpd_never_drafting):
+    batch, json_job, off_schema_job, state = anpd_never_drafting
+    assert _ids(batch) == _ids(plain[0])
+    assert [json_job["output_ids"], off_schema_job["output_ids"]] == [
+        plain[4]["output_ids"],
+        plain[5]["output_ids"],
+    ]
+    stats = state["anpd"]
+    assert stats["drafted_tokens"] == 0
+    assert stats["plain_decode_batches"] > 0
+    assert stats["decode_steps"] >= stats["plain_decode_batches"]
+    assert all(o["meta_info"]["spec_verify_ct"] == GREEDY["max_new_tokens"] - 1 for o in batch)
 
 
 def test_apar_with_anpd_gives_the_same_joined_answers(apar_plain, apar_anpd):

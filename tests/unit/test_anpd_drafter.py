@@ -119,15 +119,15 @@ def test_record_counts_stats_and_clamps_to_the_draft():
     out = grow(d, "a", CYCLE, 2)  # drafts of 1 then 2, all accepted
     d.record(["unknown"], [3])
     stats = d.stats.as_dict()
-    assert stats["verify_steps"] == 2
+    assert stats["decode_steps"] == 2
     assert stats["drafted_tokens"] == stats["accepted_tokens"] == 3
     assert stats["accept_length"] == pytest.approx(2.5)
     assert stats["drafting_steps"] == 2
     assert stats["accept_length_when_drafting"] == pytest.approx(2.5)
-    d.draft_batch(["b"], [[7, 8]], [[]])  # no match: a plain step through verify
+    d.draft_batch(["b"], [[7, 8]], [[]])  # no match: a plain decode step
     d.record(["b"], [0])
     stats = d.stats.as_dict()
-    assert (stats["verify_steps"], stats["drafting_steps"]) == (3, 2)
+    assert (stats["decode_steps"], stats["drafting_steps"]) == (3, 2)
     assert stats["accept_length"] == pytest.approx(6 / 3)
     assert stats["accept_length_when_drafting"] == pytest.approx(2.5)
     assert d.draft_batch(["a"], [CYCLE], [out]).drafted == [3]
@@ -270,3 +270,16 @@ def test_a_branching_tree_never_exceeds_the_reserved_width():
     batch = d.draft_batch(["a"], [history], [[]])
     assert batch.width == 4 and batch.drafted == [3]  # 3 candidates x 3 tokens, cut to 3 nodes
     assert len(batch.tokens) == batch.width
+
+
+def test_measured_costs_decide_whether_a_batch_verifies_its_drafts():
+    def draft_after(decode_s: float, verify_per_token_s: float) -> int:
+        d = drafter(measure_cost=True)
+        for tokens in (2, 3, 4, 5) * 2:
+            d.observe_step(verified=True, tokens=tokens, seconds=verify_per_token_s * tokens)
+        d.observe_step(verified=False, tokens=1, seconds=decode_s)
+        grow(d, "a", CYCLE, 3)
+        return d.draft_batch(["a"], [CYCLE], [CYCLE[:6]]).width
+
+    assert draft_after(decode_s=0.050, verify_per_token_s=0.001) > 1  # cheap verify: draft
+    assert draft_after(decode_s=0.050, verify_per_token_s=0.050) == 1  # each token costs a step

@@ -17,6 +17,8 @@ from apar_sgl.ngram import (
     DraftTree,
     LevelConfidence,
     NgramTable,
+    StepCost,
+    best_width,
     draft_budget,
 )
 from apar_sgl.ngram import table as table_module
@@ -390,6 +392,64 @@ def test_confidence_counts_stay_bounded_and_follow_recent_text() -> None:
         conf.update([3], accepted=0)
     assert conf.probability(3) < 0.6  # 500 old successes do not outweigh 100 new failures
     assert sum(conf._tried) <= 100 + 1
+
+
+def test_expected_accepted_sums_the_joint_chances_of_each_prefix() -> None:
+    conf = LevelConfidence(max_n=4)
+    for _ in range(30):
+        conf.update([4], accepted=1)
+        conf.update([2], accepted=0)
+    p4, p2 = conf.probability(4), conf.probability(2)
+    gains = conf.expected_accepted([4, 4, 2])
+    assert gains == pytest.approx([p4, p4 + p4 * p4, p4 + p4 * p4 + p4 * p4 * p2])
+    assert conf.expected_accepted([]) == []
+
+
+def test_step_cost_learns_a_linear_cost_and_forgets_old_steps() -> None:
+    cost = StepCost(decay=0.9)
+    assert cost.predict(4) is None
+    cost.observe(2, 0.010)
+    assert cost.predict(4) == pytest.approx(0.020)  # one size seen: proportional
+    for tokens in (2, 4, 8) * 10:
+        cost.observe(tokens, 0.005 + 0.002 * tokens)
+    assert cost.predict(16) == pytest.approx(0.005 + 0.002 * 16, rel=0.05)
+    for tokens in (2, 4, 8) * 40:  # the machine got twice as slow
+        cost.observe(tokens, 2 * (0.005 + 0.002 * tokens))
+    assert cost.predict(16) == pytest.approx(2 * (0.005 + 0.002 * 16), rel=0.05)
+
+
+def test_step_cost_rejects_bad_observations() -> None:
+    with pytest.raises(ValueError):
+        StepCost(decay=0.0)
+    with pytest.raises(ValueError):
+        StepCost().observe(0, 0.01)
+
+
+def _costs(decode_per_step: float, verify: tuple[float, float]) -> tuple[StepCost, StepCost]:
+    """A decode cost model and a verify one of `fixed + per_token * tokens` seconds."""
+    decode, ver = StepCost(), StepCost()
+    decode.observe(1, decode_per_step)
+    fixed, per_token = verify
+    for tokens in (2, 3, 4, 5) * 2:
+        ver.observe(tokens, fixed + per_token * tokens)
+    return decode, ver
+
+
+def test_best_width_drafts_when_verify_tokens_are_cheap() -> None:
+    decode, verify = _costs(0.010, (0.010, 0.0001))  # GPU-like: extra tokens nearly free
+    assert best_width([[0.5, 0.7, 0.8]], decode, verify) == 4
+
+
+def test_best_width_decodes_plainly_when_drafts_do_not_pay_for_their_tokens() -> None:
+    decode, verify = _costs(0.070, (0.060, 0.020))  # CPU-like: 20 ms per verify token
+    assert best_width([[0.3, 0.4]], decode, verify) == 1  # 1.3 tokens for 100 ms: worse
+    assert best_width([[0.95, 1.9, 2.8]], decode, verify) == 4  # a near-certain copy pays
+
+
+def test_best_width_drafts_everything_until_verify_is_measured() -> None:
+    decode, _ = _costs(0.070, (0.0, 0.0))
+    assert best_width([[0.1, 0.2], []], decode, StepCost()) == 3
+    assert best_width([[], []], decode, StepCost()) == 1
 
 
 # --- boundaries -------------------------------------------------------------------------------
