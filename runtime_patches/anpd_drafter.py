@@ -19,14 +19,8 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from apar_sgl.ngram import (
-    DraftLengthController,
-    DraftTree,
-    LevelConfidence,
-    NgramTable,
-    StepCost,
-    best_width,
-)
+from apar_sgl.ngram import DraftLengthController, DraftTree, LevelConfidence, NgramTable
+from apar_sgl.ngram.control import StepCost, best_width
 from apar_sgl.ngram.tree import ROOT
 
 logger = logging.getLogger(__name__)

@@ -6,9 +6,12 @@ runs SGLang's own kernels and a CPU host our platform's stand-ins. Differences f
 - drafts come from a per-request `NgramTable` (seeded from the prompt, fed accepted tokens),
   not a corpus shared by all requests;
 - the verify width follows the batch: 1 + the longest draft this step, which a per-request
-  `DraftLengthController` and a batch token budget keep short under load or low acceptance
-  (width 1 = plain decoding through the verify path). Results are padded back to the
-  configured width, so SGLang's scheduler sees NGRAM's fixed row stride.
+  `DraftLengthController`, a batch token budget and (by default) the measured cost of decode
+  and verify steps keep short under load or low acceptance. Results are padded back to the
+  configured width, so SGLang's scheduler sees NGRAM's fixed row stride;
+- a step where no request drafts runs SGLang's plain decode forward instead of a width-1
+  verify (when the model runs eagerly and no request wants logprobs), so not drafting costs
+  what plain decoding costs.
 `inherit_table(parent_rid, child_rid)` gives an APAR child its parent's table (and its siblings'
 family table). With an xgrammar grammar (SGLang's default backend), drafts the request's matcher
 rejects are cut before verification; other backends keep them (verify masks them anyway).

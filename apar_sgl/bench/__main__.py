@@ -81,20 +81,32 @@ def _vicuna(args: argparse.Namespace, out: Path) -> str:
     modes = [MODES[name] for name in args.modes.split(",")]
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     questions = vicuna_questions(args.limit)
+    ids = [q.question_id for q in questions]
+    models = {mode.name: mode.model or args.model for mode in modes}
+    paths = {name: resolve_model(model) for name, model in models.items()}
+    prompts = {name: chat_prompts(path, questions) for name, path in paths.items()}
     runs = []
-    for mode in modes:
-        model = mode.model or args.model
-        model_path = resolve_model(model)
-        prompts = chat_prompts(model_path, questions)
-        ids = [q.question_id for q in questions]
-        for concurrency in concurrencies:
+    # Modes compared at one concurrency run back to back: this machine's speed drifts by
+    # 10-20% over tens of minutes, so adjacent runs make the fairest ratios.
+    for concurrency in concurrencies:
+        for mode in modes:
             # A fresh engine per run: a warm radix cache or a cross-request n-gram corpus
             # (SGLang's NGRAM) would otherwise replay the answers of the previous run.
             engine = apar_sgl.Engine(
-                model_path, dtype=args.dtype, random_seed=0, **mode.engine_kwargs
+                paths[mode.name], dtype=args.dtype, random_seed=0, **mode.engine_kwargs
             )
             try:
-                runs.append(run_mode(engine, mode, model, ids, prompts, max_tokens, concurrency))
+                runs.append(
+                    run_mode(
+                        engine,
+                        mode,
+                        models[mode.name],
+                        ids,
+                        prompts[mode.name],
+                        max_tokens,
+                        concurrency,
+                    )
+                )
             finally:
                 engine.shutdown()
     rows = summarize(runs)
