@@ -103,12 +103,14 @@ class LevelConfidence:
     A bigram match is a guess; a match on three tokens of context is often a copy. `keep`
     cuts a chain where the estimated chance that every token so far is accepted drops below
     a threshold, so a request drafts only what is likely to pay for its verify slots. The
-    counts start at a prior of `prior_accepts / prior_trials` and are halved past `horizon`
-    trials so that they follow the recent text. Only counts are kept: no request's tokens.
+    counts start at `prior_trials` trials with a prior acceptance of (n - 1) / n at level n
+    (1/2 for a bigram, 5/6 for a 6-gram: the longer the matched context, the likelier a copy),
+    so that a long match gets verified and measured before its counts take over; they are
+    halved past `horizon` trials so that they follow the recent text. Only counts are kept:
+    no request's tokens.
     """
 
     max_n: int
-    prior_accepts: float = 1.0
     prior_trials: float = 2.0
     horizon: float = 2048.0
     _accepted: list[float] = field(init=False, repr=False)  # by level; set by __post_init__
@@ -117,12 +119,10 @@ class LevelConfidence:
     def __post_init__(self) -> None:
         if self.max_n < 2:
             raise ValueError(f"max_n must be >= 2, got {self.max_n}")
-        if not 0.0 <= self.prior_accepts <= self.prior_trials or self.prior_trials <= 0.0:
-            raise ValueError(
-                "need 0 <= prior_accepts <= prior_trials and prior_trials > 0, got "
-                f"{self.prior_accepts}, {self.prior_trials}"
-            )
-        self._accepted = [self.prior_accepts] * (self.max_n + 1)
+        if self.prior_trials <= 0.0:
+            raise ValueError(f"prior_trials must be > 0, got {self.prior_trials}")
+        levels = range(self.max_n + 1)
+        self._accepted = [self.prior_trials * max(0, n - 1) / max(1, n) for n in levels]
         self._tried = [self.prior_trials] * (self.max_n + 1)
 
     def probability(self, level: int) -> float:

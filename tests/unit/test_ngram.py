@@ -363,13 +363,14 @@ def test_draft_levels_name_the_level_each_chain_token_matched_at() -> None:
 
 def test_confidence_starts_at_the_prior_and_learns_per_level() -> None:
     conf = LevelConfidence(max_n=4)
-    assert conf.probability(2) == conf.probability(4) == 0.5
+    assert conf.probability(2) == 0.5  # prior (n - 1) / n: a longer context is likelier a copy
+    assert conf.probability(4) == 0.75
     for _ in range(20):
         conf.update([4, 4], accepted=2)  # long matches pass
         conf.update([2, 2], accepted=0)  # bigram guesses fail; only the first is tried
     assert conf.probability(4) > 0.9
     assert conf.probability(2) < 0.1
-    assert conf.probability(3) == 0.5  # untouched level keeps its prior
+    assert conf.probability(3) == pytest.approx(2 / 3)  # untouched level keeps its prior
 
 
 def test_confidence_keeps_the_chain_while_its_joint_chance_clears_the_threshold() -> None:
