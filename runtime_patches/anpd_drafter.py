@@ -163,7 +163,7 @@ class AnpdDrafter:
         return BatchDraft(tokens, mask, width, [self._states[r].drafted for r in rids])
 
     def record(self, rids: Sequence[str], accepted: Sequence[int]) -> None:
-        """Accepted draft tokens per request from the verify step that followed draft_batch."""
+        """Accepted draft tokens per request from the step that followed draft_batch (0: plain)."""
         for rid, count in zip(rids, accepted, strict=True):
             state = self._states.get(rid)
             if state is not None:
@@ -239,7 +239,9 @@ class AnpdDrafter:
         expected = []
         for tree, chain in zip(trees, levels, strict=True):
             gains = self.confidence.expected_accepted(chain)
-            expected.append([gains[min(k, len(gains)) - 1] for k in range(1, len(tree) + 1)])
+            expected.append(
+                [gains[min(k, len(gains)) - 1] if gains else 0.0 for k in range(1, len(tree) + 1)]
+            )
         return best_width(expected, self.decode_cost, self.verify_cost)
 
     def _table(self) -> NgramTable:

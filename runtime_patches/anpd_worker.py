@@ -166,11 +166,11 @@ def _make_worker_class() -> type:
                 )
             )
             self.ngram_corpus = _CorpusFacade(self.drafter)
-            self._verified_rids: list[str] = []
+            self._decoded_rids: list[str] = []
             _drafters[:] = [self.drafter]
 
         def forward_batch_generation(self, batch, on_publish=None, pp_proxy_tensors=None):
-            self._verified_rids = []
+            self._decoded_rids = []
             self._draft = self._draft_batch(batch) if batch.forward_mode.is_decode() else None
             plain = self._draft is not None and self._draft.width == 1 and self._runs_plainly(batch)
             started = time.perf_counter()
@@ -178,23 +178,23 @@ def _make_worker_class() -> type:
                 result = self._decode_without_drafts(batch, on_publish)
             else:
                 result = super().forward_batch_generation(batch, on_publish, pp_proxy_tensors)
-            if self._verified_rids:
+            if self._decoded_rids:
                 accepted = (result.accept_lens - 1).tolist()  # waits for the forward pass
                 self.drafter.observe_step(
                     verified=not plain,
                     tokens=len(accepted) * self._draft.width,
                     seconds=time.perf_counter() - started,
                 )
-                self.drafter.record(self._verified_rids, accepted)
-                self._pad_to_max_width(result, len(self._verified_rids))
+                self.drafter.record(self._decoded_rids, accepted)
+                self._pad_to_max_width(result, len(self._decoded_rids))
             self.draft_token_num = self.max_width
             return result
 
         def _draft_batch(self, batch) -> BatchDraft:
             reqs = batch.reqs
-            self._verified_rids = [r.rid for r in reqs]
+            self._decoded_rids = [r.rid for r in reqs]
             return self.drafter.draft_batch(
-                self._verified_rids,
+                self._decoded_rids,
                 [r.origin_input_ids_unpadded for r in reqs],
                 [r.output_ids for r in reqs],
                 [_grammar_cursor(r.grammar) for r in reqs] if batch.has_grammar else None,
@@ -227,7 +227,7 @@ def _make_worker_class() -> type:
             result.accept_lens = torch.ones(bs, dtype=torch.int32, device=self.device)
             result.new_seq_lens = batch.seq_lens
             result.speculative_num_draft_tokens = self.max_width
-            self.draft_token_num = 1
+            self.draft_token_num = 1  # the row width _pad_to_max_width pads from
             if on_publish is not None:
                 on_publish(result.new_seq_lens)
             self._release_departed(batch)
