@@ -95,9 +95,9 @@ def torch_native_decode_attention(
 ):
     """sglang.srt.layers.attention.torch_native_backend.TorchNativeAttnBackend._run_sdpa_forward_decode
 
-    One batched SDPA call per layer instead of one per request: a decode step's cost then
-    barely grows with the batch, as for verify. Encoder and sliding-window models keep
-    SGLang's loop.
+    Routes decode through `cpu_ops.decode_attention`, the same per-token attention verify
+    uses, so that a token's output does not depend on whether it was decoded or verified.
+    Encoder and sliding-window models keep SGLang's loop.
     """
     if encoder_lens is not None or is_cross_attn or (sliding_window_size or -1) > -1:
         return original(

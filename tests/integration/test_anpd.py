@@ -111,6 +111,32 @@ def test_sampled_request_goes_through_sampling_verify_and_accepts_drafts(plain, 
     assert anpd[7]["output_ids"] != plain[1]["output_ids"]  # not silently greedy
 
 
+# bfloat16, the CPU default: its coarse rounding is where batch or verify-shape dependent
+# arithmetic would show up as a different greedy token.
+BF16_ARGS = {**ENGINE_ARGS, "dtype": "bfloat16"}
+BF16_JOBS = [(PROMPTS, GREEDY), *((prompt, GREEDY) for prompt in PROMPTS)]
+
+
+@pytest.fixture(scope="module")
+def plain_bf16(tiny_model_path):
+    return generate_isolated(tiny_model_path, BF16_ARGS, BF16_JOBS)
+
+
+@pytest.fixture(scope="module")
+def anpd_bf16(tiny_model_path):
+    return generate_isolated(tiny_model_path, {**BF16_ARGS, **ANPD_ARGS}, BF16_JOBS)
+
+
+def test_plain_greedy_in_bfloat16_does_not_depend_on_the_batch(plain_bf16):
+    assert _ids(plain_bf16[0]) == _ids(plain_bf16[1:])
+
+
+def test_anpd_in_bfloat16_matches_plain_greedy_alone_and_batched(plain_bf16, anpd_bf16):
+    assert _ids(anpd_bf16[0]) == _ids(plain_bf16[0])
+    assert _ids(anpd_bf16[1:]) == _ids(plain_bf16[1:])
+    assert anpd_bf16[1 + REPETITIVE]["meta_info"]["spec_accept_length"] > 1.0
+
+
 APAR_GREEDY = {"temperature": 0.0, "max_new_tokens": 64}
 APAR_JOBS = [
     (LIST_PROMPT, APAR_GREEDY),  # 0: 3 children

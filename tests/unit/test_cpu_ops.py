@@ -328,3 +328,71 @@ def test_decode_attention_matches_per_request_loop(seed, kv_heads):
     got = cpu_ops.decode_attention(*args)
     assert got.shape == (batch, heads, head_dim)
     torch.testing.assert_close(got, _decode_attention_loop(*args), atol=1e-5, rtol=1e-5)
+
+
+def _kv_pool(g: torch.Generator, dtype: torch.dtype, pool_size: int = 400, kv_heads: int = 2):
+    k_cache = torch.randn(pool_size, kv_heads, 8, generator=g).to(dtype)
+    v_cache = torch.randn(pool_size, kv_heads, 8, generator=g).to(dtype)
+    return k_cache, v_cache
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_decode_attention_of_a_request_does_not_depend_on_its_batch(seed, dtype):
+    """Bit-for-bit: plain greedy decoding must not change with concurrency."""
+    g = _gen(seed)
+    batch, heads = 4, 4
+    k_cache, v_cache = _kv_pool(g, dtype)
+    req_to_token = torch.randint(1, 400, (batch, 64), dtype=torch.int32, generator=g)
+    rows = torch.arange(batch)
+    seq_lens = torch.randint(1, 64, (batch,), generator=g)
+    query = torch.randn(batch, heads, 8, generator=g).to(dtype)
+    together = cpu_ops.decode_attention(query, k_cache, v_cache, req_to_token, rows, seq_lens, 0.3)
+    for i in range(batch):
+        one = slice(i, i + 1)
+        alone = cpu_ops.decode_attention(
+            query[one], k_cache, v_cache, req_to_token, rows[one], seq_lens[one], 0.3
+        )
+        assert torch.equal(together[i], alone[0])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_each_draft_token_attends_exactly_as_plain_decoding_would(seed, dtype):
+    """Bit-for-bit: a draft token's attention equals the decode step it replaces.
+
+    Decode of draft node j, had its ancestors been accepted, sees the prefix then the path
+    root..j in position order; greedy verify is lossless only if it computes the same bits.
+    """
+    g = _gen(seed)
+    batch, n, heads = 2, 5, 4
+    k_cache, v_cache = _kv_pool(g, dtype)
+    prefix = torch.randint(1, 40, (batch,), generator=g)
+    trees = _random_trees(g, batch, n)
+    if seed % 2:
+        trees[:] = torch.tril(torch.ones(n, n, dtype=torch.bool))  # a chain: sliced keys
+    mask = torch.cat(
+        [torch.cat([torch.ones(n, int(p), dtype=torch.bool), trees[b]], 1).reshape(-1)
+         for b, p in enumerate(prefix.tolist())]
+    )  # fmt: skip
+    req_to_token = torch.randint(1, 400, (batch, 64), dtype=torch.int32, generator=g)
+    rows = torch.arange(batch)
+    q = torch.randn(batch * n, heads * 8, generator=g).to(dtype)
+    verified = cpu_ops.target_verify_attention(
+        q, k_cache, v_cache, req_to_token, rows, prefix + n, mask, n, heads, 8, 8, 0.3
+    ).view(batch * n, heads, 8)
+    for b, p in enumerate(prefix.tolist()):
+        for j in range(n):
+            path = [p + node for node in range(n) if trees[b, j, node]]
+            decode_row = torch.cat([req_to_token[b, :p], req_to_token[b, path]])
+            req_to_token_alone = decode_row[None, :]
+            decoded = cpu_ops.decode_attention(
+                q[b * n + j].view(1, heads, 8),
+                k_cache,
+                v_cache,
+                req_to_token_alone,
+                torch.tensor([0]),
+                torch.tensor([decode_row.numel()]),
+                0.3,
+            )
+            assert torch.equal(verified[b * n + j], decoded[0])
