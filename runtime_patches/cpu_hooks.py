@@ -5,6 +5,7 @@ Each function's docstring starts with the dotted path of the SGLang 0.5.23 targe
 
 from __future__ import annotations
 
+import torch
 from apar_sgl.runtime_patches import cpu_ops
 
 
@@ -111,3 +112,30 @@ def torch_native_decode_attention(
         )
     )
     return output
+
+
+def compute_lm_head(original, self, hidden_states, lm_head, embedding_bias=None, *, out=None):
+    """sglang.srt.layers.logits_processor.LogitsProcessor._compute_lm_head
+
+    A plain float32 head (unquantized, no LoRA, no bias) over a decode or verify batch runs as
+    `cpu_ops.logits`; other dtypes, prefill with input logprobs and special heads keep
+    SGLang's code.
+    """
+    from sglang.srt.layers.logits_processor import should_apply_lm_head_quant_method
+
+    weight = getattr(lm_head, "weight", None)
+    plain = (
+        weight is not None
+        and weight.dtype == hidden_states.dtype == torch.float32
+        and hidden_states.shape[0] <= _LOGITS_MAX_ROWS
+        and embedding_bias is None
+        and not hasattr(lm_head, "set_lora")
+        and not should_apply_lm_head_quant_method(lm_head, getattr(lm_head, "quant_method", None))
+        and self.rl_on_policy_target is None
+    )
+    if not plain:
+        return original(self, hidden_states, lm_head, embedding_bias, out=out)
+    return cpu_ops.logits(hidden_states, weight)
+
+
+_LOGITS_MAX_ROWS = 64  # a decode or verify batch; prefill with input logprobs keeps SGLang's

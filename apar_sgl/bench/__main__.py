@@ -18,7 +18,7 @@ from apar_sgl.bench.modes import MODES
 from apar_sgl.bench.parallel_json import run_parallel_json_bench
 from apar_sgl.bench.report import environment, markdown, markdown_table, summarize
 from apar_sgl.bench.runner import run_mode
-from apar_sgl.bench.workload import chat_prompts, vicuna_questions
+from apar_sgl.bench.workload import REWRITE_INSTRUCTION, chat_prompts, vicuna_questions
 from apar_sgl.models import DEFAULT_MODEL, resolve_model
 
 
@@ -27,10 +27,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", default=DEFAULT_MODEL, help="model name, HF folder or id")
     parser.add_argument(
         "--workload",
-        choices=("vicuna", "parallel-json"),
+        choices=("vicuna", "rewrite", "parallel-json"),
         default="vicuna",
-        help="vicuna: answers per mode; parallel-json: serial vs field-parallel JSON (ignores "
-        "--modes, --limit, --concurrency)",
+        help="vicuna: answers per mode; rewrite: the same questions, each to be written out "
+        "again corrected (answers that copy the prompt); parallel-json: serial vs "
+        "field-parallel JSON (ignores --modes, --limit, --concurrency)",
     )
     parser.add_argument(
         "--modes",
@@ -68,13 +69,13 @@ def main(argv: list[str] | None = None) -> Path:
     if args.workload == "parallel-json":
         md = _parallel_json(args, out)
     else:
-        md = _vicuna(args, out)
+        md = _answers(args, out)
     print(md)
     print(f"wrote {out}/results.jsonl, summary.json, summary.md")
     return out
 
 
-def _vicuna(args: argparse.Namespace, out: Path) -> str:
+def _answers(args: argparse.Namespace, out: Path) -> str:
     import apar_sgl
 
     max_tokens = args.max_tokens or 256
@@ -84,7 +85,8 @@ def _vicuna(args: argparse.Namespace, out: Path) -> str:
     ids = [q.question_id for q in questions]
     models = {mode.name: mode.model or args.model for mode in modes}
     paths = {name: resolve_model(model) for name, model in models.items()}
-    prompts = {name: chat_prompts(path, questions) for name, path in paths.items()}
+    instruction = REWRITE_INSTRUCTION if args.workload == "rewrite" else None
+    prompts = {name: chat_prompts(path, questions, instruction) for name, path in paths.items()}
     runs = []
     # Modes compared at one concurrency run back to back: this machine's speed drifts by
     # 10-20% over tens of minutes, so adjacent runs make the fairest ratios.
@@ -111,7 +113,13 @@ def _vicuna(args: argparse.Namespace, out: Path) -> str:
                 engine.shutdown()
     rows = summarize(runs)
     env = environment(
-        args.model, {"questions": len(questions), "max_tokens": max_tokens, "dtype": args.dtype}
+        args.model,
+        {
+            "workload": args.workload,
+            "questions": len(questions),
+            "max_tokens": max_tokens,
+            "dtype": args.dtype,
+        },
     )
     records = [dataclasses.asdict(result) for run in runs for result in run.results]
     return _write(out, records, rows, env, markdown(rows, env))

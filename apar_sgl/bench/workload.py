@@ -21,14 +21,26 @@ def vicuna_questions(limit: int | None = None) -> list[Question]:
     return questions[:limit] if limit else questions
 
 
-def chat_prompts(model_path: str, questions: list[Question]) -> list[str]:
-    """Each question as a single user turn in the model's chat template."""
+# The `rewrite` workload: an answer that copies its prompt, as in the summarisation and code
+# editing tasks of the ANPD paper, where n-gram drafts from the prompt are nearly certain.
+REWRITE_INSTRUCTION = (
+    "Rewrite the following text with any spelling or grammar mistakes corrected. "
+    "Write out the full text."
+)
+
+
+def chat_prompts(
+    model_path: str, questions: list[Question], instruction: str | None = None
+) -> list[str]:
+    """Each question as a single user turn in the model's chat template, after `instruction`
+    and a blank line when one is given."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
+    turns = [q.text if instruction is None else f"{instruction}\n\n{q.text}" for q in questions]
     return [
         tokenizer.apply_chat_template(
-            [{"role": "user", "content": q.text}], tokenize=False, add_generation_prompt=True
+            [{"role": "user", "content": turn}], tokenize=False, add_generation_prompt=True
         )
-        for q in questions
+        for turn in turns
     ]

@@ -78,6 +78,13 @@ RECORDED: dict[str, tuple[str, ...]] = {
         "is_cross_attn",
         "sliding_window_size",
     ),
+    "sglang.srt.layers.logits_processor.LogitsProcessor._compute_lm_head": (
+        "self",
+        "hidden_states",
+        "lm_head",
+        "embedding_bias",
+        "out",
+    ),
     "sglang.srt.managers.scheduler.Scheduler.__init__": ("self", "server_args", "port_args"),
     "sglang.srt.managers.scheduler.Scheduler.run_batch": ("self", "batch", "pp_proxy_tensors"),
     "sglang.srt.managers.scheduler.Scheduler.process_batch_result": ("self", "batch", "result"),

@@ -396,3 +396,13 @@ def test_each_draft_token_attends_exactly_as_plain_decoding_would(seed, dtype):
                 0.3,
             )
             assert torch.equal(verified[b * n + j], decoded[0])
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 5, 8])
+def test_logits_match_hidden_times_weight_transposed(rows):
+    g = _gen(rows)
+    hidden = torch.randn(rows, 24, generator=g)
+    weight = torch.randn(300, 24, generator=g)
+    got = cpu_ops.logits(hidden, weight)
+    assert got.shape == (rows, 300) and got.is_contiguous()
+    torch.testing.assert_close(got, hidden @ weight.T, atol=1e-5, rtol=1e-5)
