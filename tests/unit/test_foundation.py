@@ -12,6 +12,7 @@ import pytest
 from apar_sgl import env
 from apar_sgl.bench.report import summarize
 from apar_sgl.bench.runner import ModeRun, RequestResult, decode_steps
+from apar_sgl.bench.workload import REWRITE_INSTRUCTION, chat_prompts, vicuna_questions
 from apar_sgl.config import AparArgs
 from apar_sgl.models import EmbeddedModel, ModelNotAvailableError, find_gguf, resolve_model
 from apar_sgl.preflight import PreflightError, check_model_path, check_port_free
@@ -134,6 +135,15 @@ def test_decode_steps_prefers_apar_then_speculative_counts():
     assert decode_steps({"completion_tokens": 9}) == 9
     assert decode_steps({"completion_tokens": 9, "spec_verify_ct": 4}) == 4
     assert decode_steps({"completion_tokens": 9, "apar": {"critical_path_steps": 3}}) == 3
+
+
+def test_rewrite_workload_asks_to_write_each_question_out_again(tiny_model_path):
+    questions = vicuna_questions(3)
+    plain = chat_prompts(tiny_model_path, questions)
+    rewrite = chat_prompts(tiny_model_path, questions, REWRITE_INSTRUCTION)
+    for question, asked, rewritten in zip(questions, plain, rewrite, strict=True):
+        assert question.text in asked and REWRITE_INSTRUCTION not in asked
+        assert f"{REWRITE_INSTRUCTION}\n\n{question.text}" in rewritten
 
 
 def test_light_imports_do_not_load_sglang_or_torch():
