@@ -40,6 +40,7 @@ def _hook_table() -> list[Hook]:
             cpu_hooks.fill_bonus_tokens,
             cpu_hooks.torch_native_forward_extend,
             cpu_hooks.torch_native_decode_attention,
+            cpu_hooks.unquantized_linear,
             cpu_hooks.compute_lm_head,
         )
     ]

@@ -114,11 +114,22 @@ def torch_native_decode_attention(
     return output
 
 
+def unquantized_linear(original, self, layer, x, bias=None):
+    """sglang.srt.layers.quantization.unquant.UnquantizedLinearMethod.apply
+
+    A float32 decode or verify batch runs as `cpu_ops.linear`; other dtypes and prefill keep
+    SGLang's code.
+    """
+    if getattr(layer, "use_intel_amx_backend", False) or not _float32_batch(x, layer.weight):
+        return original(self, layer, x, bias)
+    return cpu_ops.linear(x, layer.weight, bias)
+
+
 def compute_lm_head(original, self, hidden_states, lm_head, embedding_bias=None, *, out=None):
     """sglang.srt.layers.logits_processor.LogitsProcessor._compute_lm_head
 
     A plain float32 head (unquantized, no LoRA, no bias) over a decode or verify batch runs as
-    `cpu_ops.logits`; other dtypes, prefill with input logprobs and special heads keep
+    `cpu_ops.linear`; other dtypes, prefill with input logprobs and special heads keep
     SGLang's code.
     """
     from sglang.srt.layers.logits_processor import should_apply_lm_head_quant_method
@@ -126,8 +137,7 @@ def compute_lm_head(original, self, hidden_states, lm_head, embedding_bias=None,
     weight = getattr(lm_head, "weight", None)
     plain = (
         weight is not None
-        and weight.dtype == hidden_states.dtype == torch.float32
-        and hidden_states.shape[0] <= _LOGITS_MAX_ROWS
+        and _float32_batch(hidden_states, weight)
         and embedding_bias is None
         and not hasattr(lm_head, "set_lora")
         and not should_apply_lm_head_quant_method(lm_head, getattr(lm_head, "quant_method", None))
@@ -135,7 +145,13 @@ def compute_lm_head(original, self, hidden_states, lm_head, embedding_bias=None,
     )
     if not plain:
         return original(self, hidden_states, lm_head, embedding_bias, out=out)
-    return cpu_ops.logits(hidden_states, weight)
+    return cpu_ops.linear(hidden_states, weight)
 
 
-_LOGITS_MAX_ROWS = 64  # a decode or verify batch; prefill with input logprobs keeps SGLang's
+def _float32_batch(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    return (
+        x.dim() == 2 and x.shape[0] <= _GEMM_MAX_ROWS and x.dtype == weight.dtype == torch.float32
+    )
+
+
+_GEMM_MAX_ROWS = 64  # a decode or verify batch; prefill keeps SGLang's matmul

@@ -78,6 +78,12 @@ RECORDED: dict[str, tuple[str, ...]] = {
         "is_cross_attn",
         "sliding_window_size",
     ),
+    "sglang.srt.layers.quantization.unquant.UnquantizedLinearMethod.apply": (
+        "self",
+        "layer",
+        "x",
+        "bias",
+    ),
     "sglang.srt.layers.logits_processor.LogitsProcessor._compute_lm_head": (
         "self",
         "hidden_states",

@@ -398,11 +398,24 @@ def test_each_draft_token_attends_exactly_as_plain_decoding_would(seed, dtype):
             assert torch.equal(verified[b * n + j], decoded[0])
 
 
-@pytest.mark.parametrize("rows", [1, 2, 3, 5, 8])
-def test_logits_match_hidden_times_weight_transposed(rows):
+@pytest.mark.parametrize("rows", [0, 1, 2, 3, 5, 8, 9, 20])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_linear_matches_f_linear(rows, with_bias):
     g = _gen(rows)
-    hidden = torch.randn(rows, 24, generator=g)
+    x = torch.randn(rows, 24, generator=g)
     weight = torch.randn(300, 24, generator=g)
-    got = cpu_ops.logits(hidden, weight)
+    bias = torch.randn(300, generator=g) if with_bias else None
+    got = cpu_ops.linear(x, weight, bias)
     assert got.shape == (rows, 300) and got.is_contiguous()
-    torch.testing.assert_close(got, hidden @ weight.T, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got, torch.nn.functional.linear(x, weight, bias))
+
+
+# SmolLM2's qkv, down and LM head shapes, and the tiny test model's.
+@pytest.mark.parametrize("shape", [(960, 576), (576, 1536), (49152, 576), (128, 64), (400, 64)])
+def test_linear_row_does_not_depend_on_the_rows_beside_it(shape):
+    g = _gen(shape[0])
+    weight = torch.randn(*shape, generator=g)
+    x = torch.randn(cpu_ops.ROW_EXACT_ROWS, shape[1], generator=g)
+    alone = torch.cat([cpu_ops.linear(row[None], weight) for row in x])
+    for rows in range(2, cpu_ops.ROW_EXACT_ROWS + 1):
+        assert torch.equal(cpu_ops.linear(x[:rows], weight), alone[:rows]), rows
