@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 
@@ -23,20 +23,38 @@ from apar_sgl.ngram import DraftLengthController, DraftTree, LevelConfidence, Ng
 from apar_sgl.ngram.control import StepCost, best_width
 from apar_sgl.ngram.tree import ROOT
 
+if TYPE_CHECKING:
+    from apar_sgl.config import AparArgs
+
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class AnpdSettings:
+    """The drafter's knobs. Their defaults and docs live once, in `AparArgs` (`from_args`)."""
+
     max_width: int  # verify tokens per request: the root plus up to max_width - 1 drafts
-    max_n: int = 4
-    branching: int = 1
-    token_budget: int = 64
-    min_acceptance: float = 0.25
-    min_confidence: float = 0.0  # draft a token only if P(it and its prefix accepted) >= this
+    max_n: int
+    branching: int
+    token_budget: int
+    min_acceptance: float
+    min_confidence: float  # draft a token only if P(it and its prefix accepted) >= this
+    shared_corpus: bool  # finished requests' tokens feed every later draft
+    measure_cost: bool  # pick each step's width from measured step times (observe_step)
     max_entries_per_level: int = 65536
-    shared_corpus: bool = False  # opt-in: finished requests' tokens feed every later draft
-    measure_cost: bool = False  # pick each step's width from measured step times (observe_step)
+
+    @classmethod
+    def from_args(cls, args: AparArgs, max_width: int) -> AnpdSettings:
+        return cls(
+            max_width=max_width,
+            max_n=args.anpd_max_n,
+            branching=args.anpd_branching,
+            token_budget=args.anpd_token_budget,
+            min_acceptance=args.anpd_min_acceptance,
+            min_confidence=args.anpd_min_confidence,
+            shared_corpus=args.anpd_shared_corpus,
+            measure_cost=args.anpd_measure_cost,
+        )
 
 
 class TokenMatcher(Protocol):

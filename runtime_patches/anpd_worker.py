@@ -152,19 +152,8 @@ def _make_worker_class() -> type:
             self.adaptive_controller = None
             self.grammar_tree_host = None
             self._prev_decode_rids: set = set()
-            args = apar_args_of(server_args)
-            self.drafter = AnpdDrafter(
-                AnpdSettings(
-                    max_width=self.max_width,
-                    max_n=args.anpd_max_n,
-                    branching=args.anpd_branching,
-                    token_budget=args.anpd_token_budget,
-                    min_acceptance=args.anpd_min_acceptance,
-                    min_confidence=args.anpd_min_confidence,
-                    shared_corpus=args.anpd_shared_corpus,
-                    measure_cost=args.anpd_measure_cost,
-                )
-            )
+            settings = AnpdSettings.from_args(apar_args_of(server_args), self.max_width)
+            self.drafter = AnpdDrafter(settings)
             self.ngram_corpus = _CorpusFacade(self.drafter)
             self._decoded_rids: list[str] = []
             _drafters[:] = [self.drafter]

@@ -11,6 +11,7 @@ from apar_sgl.runtime_patches.anpd_drafter import AnpdDrafter, AnpdSettings, cut
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from apar_sgl.config import AparArgs
 from apar_sgl.ngram import DraftTree
 from apar_sgl.ngram.tree import ROOT
 
@@ -37,8 +38,20 @@ class PrefixMatcher:
         del self.path[-num_tokens:]
 
 
+# Unlike the server's defaults, every match drafts and no step is timed: tests see the table.
+DRAFT_EVERY_MATCH = {
+    "max_n": 4,
+    "branching": 1,
+    "token_budget": 64,
+    "min_acceptance": 0.25,
+    "min_confidence": 0.0,
+    "shared_corpus": False,
+    "measure_cost": False,
+}
+
+
 def drafter(width: int = 8, **kwargs) -> AnpdDrafter:
-    return AnpdDrafter(AnpdSettings(max_width=width, **kwargs))
+    return AnpdDrafter(AnpdSettings(max_width=width, **{**DRAFT_EVERY_MATCH, **kwargs}))
 
 
 def grow(d: AnpdDrafter, rid: str, prompt: list[int], steps: int) -> list[int]:
@@ -54,7 +67,7 @@ def grow(d: AnpdDrafter, rid: str, prompt: list[int], steps: int) -> list[int]:
 
 def test_width_below_one_is_rejected():
     with pytest.raises(ValueError, match="max_width must be >= 1, got 0"):
-        AnpdDrafter(AnpdSettings(max_width=0))
+        drafter(width=0)
 
 
 def test_no_match_means_no_draft_only_the_root():
@@ -283,3 +296,23 @@ def test_measured_costs_decide_whether_a_batch_verifies_its_drafts():
 
     assert draft_after(decode_s=0.050, verify_per_token_s=0.001) > 1  # cheap verify: draft
     assert draft_after(decode_s=0.050, verify_per_token_s=0.050) == 1  # each token costs a step
+
+
+def test_settings_come_from_the_server_args():
+    args = AparArgs(
+        anpd_max_n=5,
+        anpd_branching=2,
+        anpd_token_budget=9,
+        anpd_min_acceptance=0.5,
+        anpd_min_confidence=0.7,
+        anpd_shared_corpus=True,
+        anpd_measure_cost=False,
+    )
+    s = AnpdSettings.from_args(args, max_width=3)
+    assert (s.max_width, s.max_n, s.branching, s.token_budget) == (3, 5, 2, 9)
+    assert (s.min_acceptance, s.min_confidence, s.shared_corpus, s.measure_cost) == (
+        0.5,
+        0.7,
+        True,
+        False,
+    )
