@@ -117,8 +117,8 @@ def torch_native_decode_attention(
 def unquantized_linear(original, self, layer, x, bias=None):
     """sglang.srt.layers.quantization.unquant.UnquantizedLinearMethod.apply
 
-    A float32 decode or verify batch runs as `cpu_ops.linear`; other dtypes and prefill keep
-    SGLang's code.
+    Float32 inputs of up to `_GEMM_MAX_ROWS` rows (decode and verify batches, short prefills)
+    run as `cpu_ops.linear`; other dtypes and longer prefills keep SGLang's code.
     """
     if getattr(layer, "use_intel_amx_backend", False) or not _float32_batch(x, layer.weight):
         return original(self, layer, x, bias)
