@@ -193,6 +193,15 @@ class AnpdDrafter:
                 self.stats.drafted_tokens += state.drafted
                 self.stats.accepted_tokens += count
 
+    def report(self) -> dict[str, float]:
+        """Counters plus the fitted step times (ms) a batch of one would see at each width."""
+        costs = {"decode_ms_1": self.decode_cost.predict(1)}
+        for width in (2, 4, self.settings.max_width):
+            costs[f"verify_ms_{width}"] = self.verify_cost.predict(width)
+        return self.stats.as_dict() | {
+            name: round(1000 * seconds, 2) for name, seconds in costs.items() if seconds is not None
+        }
+
     def observe_step(self, verified: bool, tokens: int, seconds: float) -> None:
         """Time of one forward step of `tokens` tokens: a verify step or a plain decode step."""
         (self.verify_cost if verified else self.decode_cost).observe(tokens, seconds)

@@ -49,12 +49,13 @@ def inherit_table(parent_rid: str, child_rid: str) -> bool:
 def add_speculative_state(result, self, state):
     """sglang.srt.managers.scheduler_components.internal_state.SchedulerInternalStateController._add_speculative
 
-    Adds the ANPD drafter's counters (`AnpdStats`) to the scheduler's internal state.
+    Adds the ANPD drafter's counters and step times (`AnpdDrafter.report`) to the
+    scheduler's internal state.
     """
     worker = getattr(self.scheduler, "draft_worker", None)
     drafter = getattr(worker, "drafter", None)
     if isinstance(drafter, AnpdDrafter):
-        state[STATE_KEY] = drafter.stats.as_dict()
+        state[STATE_KEY] = drafter.report()
     return result
 
 

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import time
 from pathlib import Path
 
 from apar_sgl.bench.modes import MODES
 from apar_sgl.bench.parallel_json import run_parallel_json_bench
-from apar_sgl.bench.report import environment, markdown, markdown_table, summarize
+from apar_sgl.bench.report import (
+    environment,
+    markdown,
+    markdown_table,
+    speedup_spread,
+    summarize,
+)
 from apar_sgl.bench.runner import run_mode
 from apar_sgl.bench.workload import REWRITE_INSTRUCTION, chat_prompts, vicuna_questions
 from apar_sgl.models import DEFAULT_MODEL, resolve_model
@@ -46,7 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="max new tokens per answer (vicuna, default 256) or per JSON leaf (default 48)",
     )
     parser.add_argument(
-        "--repeats", type=int, default=3, help="parallel-json: best of N timings per schema"
+        "--repeats",
+        type=int,
+        default=None,
+        help="vicuna, rewrite: N interleaved trials of every mode, each against its own ar "
+        "run, summarized as median and range (default 1); parallel-json: best of N timings "
+        "per schema (default 3)",
     )
     parser.add_argument(
         "--concurrency", default="1", help="comma-separated request concurrencies, e.g. 1,8"
@@ -59,6 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [m for m in args.modes.split(",") if m not in MODES]
     if unknown:
         parser.error(f"unknown mode(s) {unknown}; choose from {list(MODES)}")
+    if args.repeats is not None and args.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
     return args
 
 
@@ -79,6 +93,7 @@ def _answers(args: argparse.Namespace, out: Path) -> str:
     import apar_sgl
 
     max_tokens = args.max_tokens or 256
+    trials = args.repeats or 1
     modes = [MODES[name] for name in args.modes.split(",")]
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     questions = vicuna_questions(args.limit)
@@ -88,29 +103,29 @@ def _answers(args: argparse.Namespace, out: Path) -> str:
     instruction = REWRITE_INSTRUCTION if args.workload == "rewrite" else None
     prompts = {name: chat_prompts(path, questions, instruction) for name, path in paths.items()}
     runs = []
-    # Modes compared at one concurrency run back to back: this machine's speed drifts by
-    # 10-20% over tens of minutes, so adjacent runs make the fairest ratios.
-    for concurrency in concurrencies:
-        for mode in modes:
-            # A fresh engine per run: a warm radix cache or a cross-request n-gram corpus
-            # (SGLang's NGRAM) would otherwise replay the answers of the previous run.
-            engine = apar_sgl.Engine(
-                paths[mode.name], dtype=args.dtype, random_seed=0, **mode.engine_kwargs
-            )
-            try:
-                runs.append(
-                    run_mode(
-                        engine,
-                        mode,
-                        models[mode.name],
-                        ids,
-                        prompts[mode.name],
-                        max_tokens,
-                        concurrency,
-                    )
+    # Modes compared at one concurrency run back to back, trial after trial: this machine's
+    # speed drifts by 10-20% over tens of minutes, so adjacent runs make the fairest ratios.
+    for concurrency, trial, mode in itertools.product(concurrencies, range(trials), modes):
+        # A fresh engine per run: a warm radix cache or a cross-request n-gram corpus
+        # (SGLang's NGRAM) would otherwise replay the answers of the previous run.
+        engine = apar_sgl.Engine(
+            paths[mode.name], dtype=args.dtype, random_seed=0, **mode.engine_kwargs
+        )
+        try:
+            runs.append(
+                run_mode(
+                    engine,
+                    mode,
+                    models[mode.name],
+                    ids,
+                    prompts[mode.name],
+                    max_tokens,
+                    concurrency,
+                    trial,
                 )
-            finally:
-                engine.shutdown()
+            )
+        finally:
+            engine.shutdown()
     rows = summarize(runs)
     env = environment(
         args.model,
@@ -118,17 +133,22 @@ def _answers(args: argparse.Namespace, out: Path) -> str:
             "workload": args.workload,
             "questions": len(questions),
             "max_tokens": max_tokens,
+            "trials": trials,
             "dtype": args.dtype,
         },
     )
-    records = [dataclasses.asdict(result) for run in runs for result in run.results]
-    return _write(out, records, rows, env, markdown(rows, env))
+    records = [
+        dataclasses.asdict(result) | {"trial": run.trial} for run in runs for result in run.results
+    ]
+    spread = [s._asdict() for s in speedup_spread(rows)] if trials > 1 else None
+    return _write(out, records, rows, env, markdown(rows, env), speedup_spread=spread)
 
 
 def _parallel_json(args: argparse.Namespace, out: Path) -> str:
     import apar_sgl
 
     max_tokens = args.max_tokens or 48
+    repeats = args.repeats or 3
     # Weak small models may otherwise emit only whitespace under a JSON grammar.
     engine = apar_sgl.Engine(
         resolve_model(args.model),
@@ -137,7 +157,7 @@ def _parallel_json(args: argparse.Namespace, out: Path) -> str:
         constrained_json_disable_any_whitespace=True,
     )
     try:
-        rows = run_parallel_json_bench(engine, max_tokens=max_tokens, repeats=args.repeats)
+        rows = run_parallel_json_bench(engine, max_tokens=max_tokens, repeats=repeats)
     finally:
         engine.shutdown()
     env = environment(
@@ -145,7 +165,7 @@ def _parallel_json(args: argparse.Namespace, out: Path) -> str:
         {
             "workload": "parallel-json",
             "max_tokens_per_leaf": max_tokens,
-            "repeats": args.repeats,
+            "repeats": repeats,
             "dtype": args.dtype,
             "parallel_validity": sum(r.parallel_valid for r in rows) / len(rows),
             "serial_validity": sum(r.serial_valid for r in rows) / len(rows),
@@ -154,13 +174,13 @@ def _parallel_json(args: argparse.Namespace, out: Path) -> str:
     return _write(out, [r._asdict() for r in rows], rows, env, markdown_table(rows, env))
 
 
-def _write(out: Path, records: list[dict], rows: list, env: dict, md: str) -> str:
+def _write(out: Path, records: list[dict], rows: list, env: dict, md: str, **extra) -> str:
     with open(out / "results.jsonl", "w") as f:
         for record in records:
             f.write(json.dumps(record) + "\n")
-    (out / "summary.json").write_text(
-        json.dumps({"environment": env, "rows": [_row_dict(r) for r in rows]}, indent=2)
-    )
+    summary = {"environment": env, "rows": [_row_dict(r) for r in rows]}
+    summary.update({key: value for key, value in extra.items() if value is not None})
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "summary.md").write_text(md)
     return md
 

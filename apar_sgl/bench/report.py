@@ -27,6 +27,7 @@ class SummaryRow(NamedTuple):
     speedup_vs_ar: float | None
     forked: ForkedSubset | None = None
     accept_length_when_drafting: float | None = None  # ANPD: over steps that carried drafts
+    trial: int = 0  # interleaved repeat (`--repeats`); ratios are against `ar` of the same one
 
 
 class ForkedSubset(NamedTuple):
@@ -37,19 +38,30 @@ class ForkedSubset(NamedTuple):
     latency_per_token_vs_ar: float | None  # ar's seconds per output token / this run's
 
 
+class SpeedupSpread(NamedTuple):
+    """One mode's tokens/s vs `ar` over interleaved trials, each against its own `ar` run."""
+
+    mode: str
+    concurrency: int
+    trials: int
+    median: float
+    low: float
+    high: float
+
+
 def summarize(runs: list[ModeRun]) -> list[SummaryRow]:
-    """Per-run metrics against the `ar` run at the same concurrency.
+    """Per-run metrics against the `ar` run at the same concurrency and trial.
 
     Speed-up is the ratio of output tokens per second; identity is only defined for runs of
     the same model as that `ar` run.
     """
-    reference = {run.concurrency: run for run in runs if run.mode == "ar"}
+    reference = {(run.concurrency, run.trial): run for run in runs if run.mode == "ar"}
     rows = []
     for run in runs:
         tokens = sum(r.output_tokens for r in run.results)
         steps = sum(r.decode_steps for r in run.results)
         accepts = [r.accept_length for r in run.results if r.accept_length is not None]
-        ref = reference.get(run.concurrency)
+        ref = reference.get((run.concurrency, run.trial))
         identical = speedup = None
         if ref is not None:
             if ref.model == run.model:
@@ -77,9 +89,26 @@ def summarize(runs: list[ModeRun]) -> list[SummaryRow]:
                 accept_length_when_drafting=(
                     round(run.drafter["accept_length_when_drafting"], 3) if run.drafter else None
                 ),
+                trial=run.trial,
             )
         )
     return rows
+
+
+def speedup_spread(rows: list[SummaryRow]) -> list[SpeedupSpread]:
+    """Median and range of each mode's speed-up over the trials at one concurrency.
+
+    This machine's speed drifts between runs, so one trial's ratio can be off by 10-20%;
+    the spread over interleaved trials says how far a ratio can be trusted.
+    """
+    ratios: dict[tuple[str, int], list[float]] = {}
+    for row in rows:
+        if row.mode != "ar" and row.speedup_vs_ar is not None:
+            ratios.setdefault((row.mode, row.concurrency), []).append(row.speedup_vs_ar)
+    return [
+        SpeedupSpread(mode, concurrency, len(r), round(statistics.median(r), 3), min(r), max(r))
+        for (mode, concurrency), r in ratios.items()
+    ]
 
 
 def forked_subset(run: ModeRun, ref: ModeRun | None) -> ForkedSubset | None:
@@ -131,9 +160,10 @@ def markdown(rows: list[SummaryRow], env: dict[str, Any]) -> str:
         "| identical to ar | tok/s vs ar |\n|" + "---|" * 14
     )
     lines = [header]
+    trials = 1 + max((r.trial for r in rows), default=0)
     for r in rows:
         cells = [
-            r.mode,
+            r.mode if trials == 1 else f"{r.mode} #{r.trial + 1}",
             r.model,
             r.concurrency,
             r.answers,
@@ -164,6 +194,17 @@ def markdown(rows: list[SummaryRow], env: dict[str, Any]) -> str:
             ratio = f.latency_per_token_vs_ar
             gain = "-" if ratio is None else f"{ratio:.2f}x"
             cells = [r.mode, r.concurrency, f.answers, f.tokens_per_step, gain]
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    if trials > 1:
+        lines += [
+            "",
+            f"tok/s vs ar over {trials} interleaved trials (each against its own ar run):",
+            "",
+            "| mode | conc | median | lowest | highest |",
+            "|---|---|---|---|---|",
+        ]
+        for s in speedup_spread(rows):
+            cells = [s.mode, s.concurrency, f"{s.median:.2f}x", f"{s.low:.2f}x", f"{s.high:.2f}x"]
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     facts = ", ".join(f"{k}={v}" for k, v in env.items())
     return "\n".join(lines) + f"\n\n{facts}\n"

@@ -33,7 +33,8 @@ class ModeRun:
     concurrency: int
     wall_s: float
     results: list[RequestResult]
-    drafter: dict[str, Any] | None = None  # ANPD's counters for the run (AnpdStats), if any
+    drafter: dict[str, Any] | None = None  # ANPD's counters and step times for the run, if any
+    trial: int = 0  # which of the interleaved repeats (`--repeats`) this run belongs to
 
 
 def peak_kv_tokens(meta: dict[str, Any]) -> int:
@@ -60,6 +61,7 @@ def run_mode(
     prompts: list[str],
     max_tokens: int,
     concurrency: int,
+    trial: int = 0,
 ) -> ModeRun:
     """Closed loop: `concurrency` requests in flight, the next one sent when one finishes.
 
@@ -91,11 +93,12 @@ def run_mode(
         bar.update(1)
 
     async def all_requests() -> None:
-        with tqdm(total=len(prompts), desc=f"{mode.name} c={concurrency}", unit="q") as bar:
+        desc = f"{mode.name} c={concurrency} trial {trial + 1}"
+        with tqdm(total=len(prompts), desc=desc, unit="q") as bar:
             await asyncio.gather(*(one(i, bar) for i in range(len(prompts))))
 
     started = time.perf_counter()
     engine.loop.run_until_complete(all_requests())  # the loop SGLang's Engine runs on
     wall = time.perf_counter() - started
     drafter = engine.get_server_info()["internal_states"][0].get("anpd")
-    return ModeRun(mode.name, model, concurrency, wall, list(results), drafter)
+    return ModeRun(mode.name, model, concurrency, wall, list(results), drafter, trial)

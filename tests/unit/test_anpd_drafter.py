@@ -298,6 +298,19 @@ def test_measured_costs_decide_whether_a_batch_verifies_its_drafts():
     assert draft_after(decode_s=0.050, verify_per_token_s=0.050) == 1  # each token costs a step
 
 
+def test_report_adds_fitted_step_times_once_measured():
+    d = drafter(width=4)
+    assert "decode_ms_1" not in d.report() and "verify_ms_2" not in d.report()
+    d.observe_step(verified=False, tokens=1, seconds=0.050)
+    for tokens in (2, 4):
+        d.observe_step(verified=True, tokens=tokens, seconds=0.040 + 0.010 * tokens)
+    report = d.report()
+    assert report["decode_ms_1"] == pytest.approx(50.0)
+    assert report["verify_ms_2"] == pytest.approx(60.0)
+    assert report["verify_ms_4"] == pytest.approx(80.0)
+    assert report["decode_steps"] == d.stats.decode_steps
+
+
 def test_settings_come_from_the_server_args():
     args = AparArgs(
         anpd_max_n=5,

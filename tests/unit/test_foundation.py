@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from apar_sgl import env
-from apar_sgl.bench.report import summarize
+from apar_sgl.bench.report import markdown, speedup_spread, summarize
 from apar_sgl.bench.runner import ModeRun, RequestResult, decode_steps
 from apar_sgl.bench.workload import REWRITE_INSTRUCTION, chat_prompts, vicuna_questions
 from apar_sgl.config import AparArgs
@@ -103,6 +103,27 @@ def test_summary_compares_with_ar_at_the_same_concurrency():
     assert rows["x"].steps_per_answer == 5.0
     assert rows["ar"].tokens_per_step == 1.0
     assert rows["ar"].peak_kv_per_answer == 30.0
+
+
+def test_each_trial_is_compared_with_the_ar_run_of_the_same_trial():
+    def run(mode, trial, wall):
+        return ModeRun(mode, "m", 1, wall, [_result(mode, 1, "a", 10, 10)], trial=trial)
+
+    # ar drifts between trials; each x run is twice as fast as its own trial's ar run
+    runs = [run("ar", 0, 10.0), run("x", 0, 5.0), run("ar", 1, 20.0), run("x", 1, 10.0)]
+    runs += [run("ar", 2, 8.0), run("x", 2, 2.0)]
+    rows = summarize(runs)
+    assert [r.speedup_vs_ar for r in rows if r.mode == "x"] == [2.0, 2.0, 4.0]
+    (spread,) = speedup_spread(rows)
+    assert (spread.mode, spread.trials, spread.median, spread.low, spread.high) == (
+        "x",
+        3,
+        2.0,
+        2.0,
+        4.0,
+    )
+    table = markdown(rows, {})
+    assert "x #3" in table and "| x | 1 | 2.00x | 2.00x | 4.00x |" in table
 
 
 def test_forked_subset_counts_only_forked_answers_against_ar_per_token():
