@@ -199,7 +199,7 @@ def _attend(query, keys, values, scaling) -> torch.Tensor:
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """x @ weight.T (+ bias) for a float32 decode or verify batch, computed as weight @ x.T.
 
-    On CPUs without AVX2 (these machines) MKL runs x @ weight.T for a few rows as one GEMV per
+    On this project's CPUs (AMD EPYC) MKL runs x @ weight.T for a few rows as one GEMV per
     row, so a 4-token verify read every weight 4 times. The transposed product is one GEMM
     that reads the weight once; decoding is weight-bandwidth bound here, so 4 rows cost what
     1 row costs (SmolLM2's 30 layers: 37 ms for 1 row, 69 ms for 4 as GEMV rows, 35 ms for 4

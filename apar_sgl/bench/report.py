@@ -28,6 +28,7 @@ class SummaryRow(NamedTuple):
     forked: ForkedSubset | None = None
     accept_length_when_drafting: float | None = None  # ANPD: over steps that carried drafts
     trial: int = 0  # interleaved repeat (`--repeats`); ratios are against `ar` of the same one
+    drafter: dict[str, Any] | None = None  # ANPD's counters and fitted step times (ms)
 
 
 class ForkedSubset(NamedTuple):
@@ -90,6 +91,7 @@ def summarize(runs: list[ModeRun]) -> list[SummaryRow]:
                     round(run.drafter["accept_length_when_drafting"], 3) if run.drafter else None
                 ),
                 trial=run.trial,
+                drafter=run.drafter,
             )
         )
     return rows

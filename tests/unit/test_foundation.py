@@ -146,9 +146,10 @@ def test_forked_subset_counts_only_forked_answers_against_ar_per_token():
 def test_summary_reports_the_drafters_accept_length_over_drafting_steps():
     ar = ModeRun("ar", "m", 1, 1.0, [_result("ar", 1, "a", 10, 10)])
     anpd = ModeRun("anpd", "m", 1, 1.0, [_result("anpd", 1, "a", 10, 8)])
-    anpd.drafter = {"accept_length_when_drafting": 1.6}
+    anpd.drafter = {"accept_length_when_drafting": 1.6, "verify_ms_2": 9.5}
     rows = {row.mode: row for row in summarize([ar, anpd])}
     assert rows["anpd"].accept_length_when_drafting == 1.6
+    assert rows["anpd"].drafter["verify_ms_2"] == 9.5
     assert rows["ar"].accept_length_when_drafting is None
 
 
