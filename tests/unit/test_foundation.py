@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import socket
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import sys
 import pytest
 
 from apar_sgl import env
+from apar_sgl.bench.replay import main as replay_main
 from apar_sgl.bench.report import markdown, speedup_spread, summarize
 from apar_sgl.bench.runner import ModeRun, RequestResult, decode_steps
 from apar_sgl.bench.workload import REWRITE_INSTRUCTION, chat_prompts, vicuna_questions
@@ -188,3 +190,21 @@ def test_mapped_folders_do_not_import_under_their_folder_name(folder):
     )
     assert result.returncode != 0
     assert f"import apar_sgl.{folder}, not {folder}" in result.stderr.splitlines()[-1]
+
+
+def test_replay_reads_a_run_and_bounds_its_steps(tiny_model_path, tmp_path):
+    questions = vicuna_questions(2)
+    summary = {"environment": {"workload": "vicuna"}, "rows": [{"mode": "ar", "model": "x"}]}
+    summary["rows"][0]["model"] = tiny_model_path
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    records = [  # the first answer copies its question, the second is in no prompt
+        {"mode": "ar", "question_id": questions[0].question_id, "text": questions[0].text},
+        {"mode": "ar", "question_id": questions[1].question_id, "text": "zq xv " * 20},
+        {"mode": "ar", "question_id": questions[0].question_id, "text": "a later trial"},
+    ]
+    (tmp_path / "results.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    chain, tree = replay_main([str(tmp_path), "--branching", "1,4"])
+    assert chain["answers"] == 2 and chain["tokens"] == tree["tokens"]
+    assert 1.0 < chain["tokens_per_step"] and tree["steps"] <= chain["steps"]
+    with pytest.raises(SystemExit):
+        replay_main([str(tmp_path), "--mode", "anpd"])

@@ -22,6 +22,7 @@ from apar_sgl.ngram import (
     draft_budget,
 )
 from apar_sgl.ngram import table as table_module
+from apar_sgl.ngram.replay import accepted_length, replay_steps
 from apar_sgl.ngram.tree import ROOT
 
 
@@ -486,3 +487,23 @@ def test_import_pulls_in_neither_sglang_nor_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True
     )
     assert result.stdout.strip() == "clean"
+
+
+def test_replay_accepts_the_deepest_matching_draft_path() -> None:
+    # two branches: 5 -> 6 -> 7 and 5 -> 8; the target writes 5, 8, 9
+    tree = DraftTree([5, 6, 7, 8], [ROOT, 0, 1, 0])
+    assert accepted_length(tree, [5, 8, 9]) == 2
+    assert accepted_length(tree, [5, 6, 7, 1]) == 3
+    assert accepted_length(tree, [6, 6, 7]) == 0  # a deeper match under a rejected parent
+    assert accepted_length(tree, [5]) == 1  # the answer ends inside the draft
+
+
+def test_replay_counts_fewer_steps_when_the_answer_copies_the_prompt() -> None:
+    prompt = list(range(100, 140))
+    fresh = list(range(200, 240))
+    assert replay_steps(prompt, fresh, max_n=4, depth=7) == len(fresh)  # nothing to draft from
+    # step 1 has no draft (the prompt's last token was never followed), then every draft of
+    # 7 is accepted whole: 1 + 7 tokens per step for the other 38 tokens
+    assert replay_steps(prompt, prompt[1:], max_n=4, depth=7) == 1 + 5
+    chain = replay_steps(prompt, prompt[1:21] + fresh[:5] + prompt[26:], max_n=4, depth=7)
+    assert replay_steps(prompt, prompt[1:], max_n=4, depth=7) < chain < len(prompt) - 1
