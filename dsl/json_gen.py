@@ -1,8 +1,10 @@
 """``gen_json``: one JSON object, each leaf generated in its own schema-constrained branch.
 
 The plan comes from :func:`apar_sgl.dsl.schema_split.split_schema`. A branch's prompt is the
-state's text followed by its property hint; a sequential branch also sees the values of every
-branch before it (the planner's rule). All branches of a stage go out as one batch on the
+state's text followed by its field asked in words ("The person's name: "); a sequential branch
+also sees the values of every branch before it (the planner's rule). Each branch runs under its
+leaf schema tightened by :func:`apar_sgl.dsl.leaf_bounds.tighten`, with the token budget that
+bound implies, so its value closes. All branches of a stage go out as one batch on the
 shared, already committed prefix. Nothing is captured unless every branch finished, parsed,
 and the assembled object validated.
 """
@@ -16,6 +18,7 @@ from typing import Any, NamedTuple
 
 from apar_sgl.dsl.backend import Completion, Request
 from apar_sgl.dsl.executor import GenerationError, Step, _finish, commit_request
+from apar_sgl.dsl.leaf_bounds import LeafBound, tighten
 from apar_sgl.dsl.ops import GenJson
 from apar_sgl.dsl.schema_split import (
     FieldBranch,
@@ -66,50 +69,52 @@ def generate_json(
     """
     levels = {b.path: level for level, stage in enumerate(plan.stages) for b in stage}
     stages = plan.stages if expr.parallel else tuple((b,) for st in plan.stages for b in st)
-    if expr.parallel and len(plan.stages[0]) > 1 and not committed:
+    if expr.parallel and plan.stages and len(plan.stages[0]) > 1 and not committed:
         yield [commit_request(prefix, f"{label}:prefix")]
+    bounds = {b.path: tighten(b.schema, expr.max_string_length) for b in plan.branches}
     values: dict[Path, Any] = {}
     metas: dict[str, dict[str, Any]] = {}
     for stage in stages:
         requests = []
         for b in stage:
             seen = [(p, values[p.path]) for p in plan.branches if levels[p.path] < levels[b.path]]
-            requests.append(
-                Request(branch_prompt(prefix, b, seen), leaf_params(b, expr), label + b.pointer)
-            )
+            params = leaf_params(bounds[b.path], expr)
+            requests.append(Request(branch_prompt(prefix, b, seen), params, label + b.pointer))
         completions = yield requests
-        for b, completion in zip(stage, completions, strict=True):
-            values[b.path] = parse_leaf(b, completion, expr.max_tokens)
+        for b, request, completion in zip(stage, requests, completions, strict=True):
+            budget = request.params["max_new_tokens"]
+            values[b.path] = parse_leaf(b, completion, budget, bounds[b.path])
             metas[b.pointer] = completion.meta
     obj = assemble(plan, values)
     return JsonResult(obj, validate_result(plan, obj), metas)
 
 
 def branch_prompt(prefix: str, branch: FieldBranch, seen: list[tuple[FieldBranch, Any]]) -> str:
-    """``prefix``, the values already generated that this branch may see, then its hint."""
-    lines = [f"{display(p.path)} = {json.dumps(v)}\n" for p, v in seen]
-    label = display(branch.path)
-    hint = "" if branch.prompt_hint == label else f"# {branch.prompt_hint}\n"
-    return f"{prefix}{''.join(lines)}{hint}{label} = "
+    """``prefix``, the values already generated that this branch may see, then its question."""
+    lines = [f"{p.question}{json.dumps(v)}\n" for p, v in seen]
+    separator = "" if not prefix or prefix[-1].isspace() else "\n"
+    return f"{prefix}{separator}{''.join(lines)}{branch.question}"
 
 
-def leaf_params(branch: FieldBranch, expr: GenJson) -> dict[str, Any]:
+def leaf_params(bound: LeafBound, expr: GenJson) -> dict[str, Any]:
     return {
-        "max_new_tokens": expr.max_tokens,
+        "max_new_tokens": expr.max_tokens or bound.max_tokens,
         "temperature": expr.temperature,
-        "json_schema": json.dumps(branch.schema),
+        "json_schema": json.dumps(bound.schema),
         "custom_params": {"apar": False},
     }
 
 
-def parse_leaf(branch: FieldBranch, completion: Completion, max_tokens: int) -> Any:
+def parse_leaf(branch: FieldBranch, completion: Completion, budget: int, bound: LeafBound) -> Any:
     if _finish(completion) == "abort":
         reason = completion.meta.get("finish_reason")
         message = reason.get("message") if isinstance(reason, dict) else None
         raise BranchError(branch, f"aborted: {message or 'no reason given'}")
     if _finish(completion) == "length":
         raise BranchError(
-            branch, f"value did not finish within max_tokens={max_tokens}: {completion.text[:80]!r}"
+            branch,
+            f"value did not finish within max_tokens={budget} (bound: {bound.description}); "
+            f"generated {completion.text[:80]!r}",
         )
     try:
         return json.loads(completion.text, strict=False)

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from apar_sgl.dsl.leaf_bounds import DEFAULT_MAX_STRING_LENGTH
+
 ROLES = ("system", "user", "assistant")
 Role = Literal["system", "user", "assistant"]
 
@@ -67,10 +69,11 @@ class GenJson(Expr):
 
     name: str
     target: Any = field(hash=False)  # pydantic model class or schema dict
-    max_tokens: int
+    max_tokens: int | None  # per leaf; None: each leaf's budget follows from its bound
     temperature: float
     sequential: tuple[str, ...]
     parallel: bool
+    max_string_length: int = DEFAULT_MAX_STRING_LENGTH
 
 
 def as_expr(value: Expr | str) -> Expr:
@@ -154,25 +157,40 @@ def gen_json(
     name: str,
     model_or_schema: type | Mapping[str, Any],
     *,
-    max_tokens: int = 64,
+    max_tokens: int | None = None,
+    max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
     temperature: float = 0.0,
     sequential: Iterable[str] = (),
     parallel: bool = True,
 ) -> GenJson:
-    """Generate an object of ``model_or_schema``; ``max_tokens`` bounds each leaf branch.
+    """Generate an object of ``model_or_schema``, every leaf bounded so that it closes.
 
     Every leaf is its own branch, all parallel unless marked sequential (schema key
     ``apar_sequential`` or a dotted path in ``sequential``). ``parallel=False`` runs the
-    same branches one after another (the reference for tests and benchmarks).
+    same branches one after another (the reference for tests and benchmarks). Strings without
+    their own ``maxLength`` get ``max_string_length`` (see :mod:`.leaf_bounds`); each leaf's
+    token budget follows from its bound unless ``max_tokens`` caps every leaf.
     """
     from apar_sgl.dsl.schema_split import split_schema
 
-    if max_tokens < 1:
+    if max_tokens is not None and max_tokens < 1:
         raise DslError(f"gen_json({name!r}): max_tokens must be >= 1, got {max_tokens}")
+    if max_string_length < 1:
+        raise DslError(
+            f"gen_json({name!r}): max_string_length must be >= 1, got {max_string_length}"
+        )
     if isinstance(sequential, str):
         raise DslError(f"gen_json({name!r}): sequential must be a list of paths, not a string")
     split_schema(model_or_schema, sequential=tuple(sequential))  # fail before any generation
-    return GenJson(name, model_or_schema, max_tokens, temperature, tuple(sequential), parallel)
+    return GenJson(
+        name,
+        model_or_schema,
+        max_tokens,
+        temperature,
+        tuple(sequential),
+        parallel,
+        max_string_length,
+    )
 
 
 def schema_of(model_or_schema: Mapping[str, Any] | type) -> tuple[dict[str, Any], type | None]:

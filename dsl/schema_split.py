@@ -90,13 +90,14 @@ class FieldBranch:
 
     ``pointer`` locates the value in the output object (RFC 6901), ``schema_pointer`` locates its
     schema in the source schema, following ``$ref`` logically. ``schema`` is self-contained: the
-    ``$defs`` it needs are bundled in it. Do not mutate it.
+    ``$defs`` it needs are bundled in it. Do not mutate it. ``question`` names the field in
+    words (owner's title, property names, description) for the branch's prompt.
     """
 
     path: Path
     pointer: str
     schema: dict[str, Any] = field(repr=False, hash=False)
-    prompt_hint: str
+    question: str  # the field asked for in words, e.g. "The person's home city: "
     sequential: bool
     schema_pointer: str = field(repr=False)
 
@@ -162,6 +163,9 @@ def split_schema(
         raise TypeError(
             f"expected a pydantic model class or a schema dict, got {model_or_schema!r}"
         )
+    from apar_sgl.dsl.schema_limits import check_limits
+
+    check_limits(schema, max_nodes=None)  # the walks below recurse
     splitter = _Splitter(
         schema, _selectors(sequential), None if fields is None else _selectors(fields)
     )
@@ -266,7 +270,7 @@ class _Splitter:
                 raise _fail(where, f"required property {name!r} not in properties")
         keys, children = [], []
         for name, sub in properties.items():
-            child_path, child_where = path + (name,), f"{where}/properties/{_escape(name)}"
+            child_path, child_where = path + (name,), f"{where}/properties/{escape_pointer(name)}"
             if not self._selected(child_path):
                 if name in required:
                     raise _fail(child_where, "required property excluded by fields")
@@ -293,22 +297,28 @@ class _Splitter:
         return _Arr(tuple(children))
 
     def _leaf(self, schema: dict, path: Path, where: str, seq: bool, hint: str) -> Path:
-        text = schema.get("description") or hint
-        title = schema.get("title")
-        if not text and title and _norm(title) != _norm(str(path[-1])):
-            text = title
-        label = _display(path)
         self.branches.append(
             FieldBranch(
                 path=path,
                 pointer=_pointer(path),
                 schema=self._bundle(schema, where),
-                prompt_hint=f"{label}: {text}" if text else label,
+                question=self._question(schema, path, hint),
                 sequential=seq,
                 schema_pointer=where,
             )
         )
         return path
+
+    def _question(self, schema: dict, path: Path, hint: str) -> str:
+        """``The person's home city (where they live): ``: a model answers words, not keys."""
+        words = " ".join(f"#{p + 1}" if isinstance(p, int) else _words(p) for p in path)
+        owner = self.root.get("title")
+        subject = f"The {_words(owner)}'s {words}" if isinstance(owner, str) else f"The {words}"
+        text = schema.get("description") or hint
+        title = schema.get("title")
+        if not text and isinstance(title, str) and _norm(title) != _norm(str(path[-1])):
+            text = title
+        return f"{subject} ({text}): " if isinstance(text, str) and text else f"{subject}: "
 
     def _resolve(self, schema: Any, where: str) -> tuple[dict, list[tuple[str, Any]]]:
         """Follow $ref chains and one-item allOf, merging sibling keywords into the target."""
@@ -374,13 +384,15 @@ class _Splitter:
                     raise _fail(at, f"unsupported keyword {key!r}")
             out: dict[str, Any] = {}
             for key, value in node.items():
-                sub = f"{at}/{_escape(key)}"
+                sub = f"{at}/{escape_pointer(key)}"
                 if key in (SEQUENTIAL_KEY, "$defs", "definitions"):
                     continue
                 if key == "$ref":
                     out[key] = rename(value, at)
                 elif key in _SUBSCHEMA_MAP_KEYS and isinstance(value, dict):
-                    out[key] = {k: rewrite(v, f"{sub}/{_escape(k)}") for k, v in value.items()}
+                    out[key] = {
+                        k: rewrite(v, f"{sub}/{escape_pointer(k)}") for k, v in value.items()
+                    }
                 elif key in _SUBSCHEMA_LIST_KEYS | {"items"} and isinstance(value, list):
                     out[key] = [rewrite(v, f"{sub}/{i}") for i, v in enumerate(value)]
                 elif key in _SUBSCHEMA_KEYS:
@@ -477,16 +489,22 @@ def _key(path: Iterable[str | int]) -> tuple[str, ...]:
     return tuple(str(p) for p in path)
 
 
-def _escape(token: Any) -> str:
+def escape_pointer(token: Any) -> str:
+    """One RFC 6901 reference token."""
     return str(token).replace("~", "~0").replace("/", "~1")
 
 
 def _pointer(path: Iterable[Any]) -> str:
-    return "".join(f"/{_escape(p)}" for p in path)
+    return "".join(f"/{escape_pointer(p)}" for p in path)
 
 
 def _display(path: Path) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def _words(name: str) -> str:
+    """``zipCode``/``zip_code`` -> ``zip code``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).replace("_", " ").strip().lower()
 
 
 def _norm(text: str) -> str:

@@ -192,7 +192,7 @@ PERSON_VALUES = {
 
 
 def _person_reply(r: Request) -> str:
-    return PERSON_VALUES[r.prompt.rsplit("\n", 1)[-1].removesuffix(" = ")]
+    return PERSON_VALUES[".".join(r.label.split("/")[1:])]
 
 
 def test_gen_json_stages_follow_the_sequential_rule():
@@ -208,8 +208,11 @@ def test_gen_json_stages_follow_the_sequential_rule():
     )
     assert [len(b) for b in backend.batches] == [1, 4, 1]  # commit, parallel stage, zip_code
     zip_prompt = backend.batches[2][0].prompt
-    assert zip_prompt.startswith('Extract:\nname = "Ann"\nage = 31\nhome.city = "Oslo"\n')
-    assert zip_prompt.endswith("home.zip_code = ")
+    assert zip_prompt.startswith(
+        "Extract:\nThe person's name: \"Ann\"\nThe person's age: 31\n"
+        'The person\'s home city: "Oslo"\n'
+    )
+    assert zip_prompt.endswith("The person's home zip code: ")
     assert json.loads(state.text.removeprefix("Extract:\n")) == state["person"].model_dump()
     assert set(state.meta("person")) == {"/name", "/age", "/home/city", "/home/zip_code", "/nick"}
 
@@ -236,7 +239,7 @@ def test_gen_json_schema_error_comes_before_any_generation():
 
 def test_gen_json_unfinished_branch_names_its_path_and_captures_nothing():
     def reply(r: Request):
-        return ('"Osl', "length") if r.prompt.endswith("home.city = ") else _person_reply(r)
+        return ('"Osl', "length") if r.label.endswith("/home/city") else _person_reply(r)
 
     @apar.function
     def prog(s):
