@@ -22,6 +22,7 @@ class AparArgs:
     apar_max_branches: int = 16
     apar_max_depth: int = 2
     apar_max_concurrent_children: int = 8
+    apar_max_json_branches: int = 64
     anpd_max_n: int = 6
     anpd_branching: int = 1
     anpd_token_budget: int = 64
@@ -40,6 +41,8 @@ class AparArgs:
         "apar_max_depth": "Deepest nesting of forks (1: only the root forks).",
         "apar_max_concurrent_children": "Most children of one request decoding at once; a "
         "further child waits until one finishes (0: no forking at all).",
+        "apar_max_json_branches": "Most leaves (branches) of one apar_parallel_json request; "
+        "a schema with more is rejected with 400.",
         "anpd_max_n": "ANPD (--speculative-algorithm ANPD): longest n-gram of the per-request "
         "table (levels 2..N). Drafts are at most --speculative-num-draft-tokens - 1 long.",
         "anpd_branching": "ANPD: first-token alternatives per draft (1 = a single chain; more "
@@ -71,6 +74,10 @@ class AparArgs:
         for name in ("anpd_min_acceptance", "anpd_min_confidence"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1]; got {getattr(self, name)}")
+        if self.apar_max_json_branches < 1:
+            raise ValueError(
+                f"apar_max_json_branches must be >= 1; got {self.apar_max_json_branches}"
+            )
         for name in ("apar_max_branches", "apar_max_depth", "apar_max_concurrent_children"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")

@@ -155,17 +155,17 @@ def split_schema(
     fields: Iterable[str | Path] | None = None,
 ) -> SchemaPlan:
     """Plan one branch per leaf of an object schema; raise SchemaSplitError before generating."""
+    from apar_sgl.dsl.schema_limits import check_limits
+
     if _is_model(model_or_schema):
         model, schema = model_or_schema, model_or_schema.model_json_schema()
     elif isinstance(model_or_schema, Mapping):
+        check_limits(model_or_schema, max_nodes=None)  # the copy and the walks below recurse
         model, schema = None, copy.deepcopy(dict(model_or_schema))
     else:
         raise TypeError(
             f"expected a pydantic model class or a schema dict, got {model_or_schema!r}"
         )
-    from apar_sgl.dsl.schema_limits import check_limits
-
-    check_limits(schema, max_nodes=None)  # the walks below recurse
     splitter = _Splitter(
         schema, _selectors(sequential), None if fields is None else _selectors(fields)
     )

@@ -5,11 +5,18 @@ its body is answered with ONE JSON document whose leaves are generated in parall
 the shared chat prompt, through the DSL's planner and step (`gen_json`, `split_schema`,
 `generate_json`). Without the flag the request goes to SGLang untouched.
 
-`max_completion_tokens` / `max_tokens` bound each leaf branch (default: gen_json's); the
-temperature defaults to 0. Errors, never a partial document: an invalid or unsupported schema,
-streaming or n > 1 get 400 before any generation (schema errors start with the JSON pointer);
-a branch that cannot finish gets 422 naming its property path; a branch the engine rejects
-gets the engine's status and the branch's pointer.
+`max_completion_tokens` / `max_tokens` cap each leaf branch (default: each leaf's budget follows
+from its bound, see `apar_sgl.dsl.leaf_bounds`); the temperature defaults to 0. Errors, never
+a partial document: an invalid or unsupported schema, streaming or n > 1 get 400 before any
+generation (schema errors start with the JSON pointer); a branch that cannot finish gets 422
+naming its property path; a branch the engine rejects gets the engine's status and the
+branch's pointer.
+
+Caps on client input, each a 400 naming the JSON pointer where it was crossed: the schema's
+size, depth and pattern length (`apar_sgl.dsl.schema_limits`: 20,000 values, 64 levels,
+1,000 characters) and its branches
+(`--apar-max-json-branches`, default 64). The schema is checked and split in a worker thread,
+so a large schema never stalls the event loop that serves other clients.
 """
 
 from __future__ import annotations
@@ -20,13 +27,15 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 from apar_sgl.dsl.backend import Completion, Request
 from apar_sgl.dsl.executor import GenerationError
 from apar_sgl.dsl.json_gen import BranchError, JsonResult, generate_json
 from apar_sgl.dsl.ops import DslError, GenJson, gen_json
-from apar_sgl.dsl.schema_split import SchemaPlan, split_schema
+from apar_sgl.dsl.schema_limits import plan_untrusted
+from apar_sgl.dsl.schema_split import SchemaPlan
+
+from apar_sgl.config import apar_args_of
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +76,9 @@ async def _opted_in(raw_request) -> bool:
 
 
 async def _parallel_json(serving, request, raw_request):
-    expr = plan_request(request)
     loop = asyncio.get_running_loop()
+    max_branches = apar_args_of(serving.tokenizer_manager.server_args).apar_max_json_branches
+    expr, plan = await loop.run_in_executor(None, plan_request, request, max_branches)
     adapted, _ = await loop.run_in_executor(
         None, serving._convert_to_internal_request, request, raw_request
     )
@@ -77,7 +87,6 @@ async def _parallel_json(serving, request, raw_request):
     tokenizer = serving.tokenizer_manager.tokenizer
     ids = adapted.input_ids if adapted.input_ids is not None else tokenizer.encode(adapted.text)
     sender = _BranchSender(serving.tokenizer_manager, raw_request, list(ids))
-    plan = split_schema(expr.target, sequential=expr.sequential)
     step = generate_json(plan, expr, sender.prefix, _NAME)
     try:
         requests = next(step)
@@ -92,8 +101,8 @@ async def _parallel_json(serving, request, raw_request):
     return _response(request, plan, result, len(ids))
 
 
-def plan_request(request) -> GenJson:
-    """The request's gen_json expression; 400 (before generation) if it cannot be served."""
+def plan_request(request, max_branches: int) -> tuple[GenJson, SchemaPlan]:
+    """The request's gen_json expression and plan; 400 (before generation) if not servable."""
     if request.stream:
         raise _bad(f"{FLAG} does not support stream=true")
     if request.n != 1:
@@ -104,28 +113,14 @@ def plan_request(request) -> GenJson:
     schema = fmt.json_schema.schema_
     if not isinstance(schema, dict):
         raise _bad(f"{FLAG}: response_format.json_schema.schema is missing")
-    check_schema(schema)
     max_tokens = request.max_completion_tokens or request.max_tokens
-    options = {} if max_tokens is None else {"max_tokens": max_tokens}
     temperature = 0.0 if request.temperature is None else request.temperature
     try:
-        return gen_json(_NAME, schema, temperature=temperature, **options)
+        plan = plan_untrusted(schema, max_branches=max_branches)
+        expr = gen_json(_NAME, schema, temperature=temperature, max_tokens=max_tokens)
     except (ValueError, DslError) as exc:  # SchemaSplitError is a ValueError
         raise _bad(f"{FLAG}: response_format.json_schema.schema {exc}") from exc
-
-
-def check_schema(schema: dict[str, Any]) -> None:
-    """Reject a schema its own metaschema rejects, naming the offending part's JSON pointer."""
-    import jsonschema
-
-    validator = jsonschema.validators.validator_for(schema)
-    try:
-        validator.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        pointer = "".join(f"/{str(p).replace('~', '~0').replace('/', '~1')}" for p in exc.path)
-        raise _bad(
-            f"{FLAG}: response_format.json_schema.schema {pointer or '/'}: {exc.message}"
-        ) from None
+    return expr, plan
 
 
 class _BranchSender:
@@ -200,7 +195,7 @@ def _response(request, plan: SchemaPlan, result: JsonResult, prompt_tokens: int)
             total_tokens=prompt_tokens + completion_tokens,
         ),
         metadata={
-            "weight_version": next(iter(result.metas.values())).get("weight_version"),
+            "weight_version": next(iter(result.metas.values()), {}).get("weight_version"),
             FLAG: {
                 "branches": len(plan.branches),
                 "stages": len(plan.stages),

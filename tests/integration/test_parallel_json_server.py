@@ -60,7 +60,7 @@ def server(tiny_model_path):
     proc.stop()
 
 
-def _chat(server, schema, *, flag=True, **extra):
+def _chat(server, schema, *, flag=True, timeout=300, **extra):
     body = {
         "model": "default",
         "messages": MESSAGES,
@@ -71,7 +71,7 @@ def _chat(server, schema, *, flag=True, **extra):
     }
     if flag is not None:
         body["apar_parallel_json"] = flag
-    return requests.post(server.url + "/v1/chat/completions", json=body, timeout=300)
+    return requests.post(server.url + "/v1/chat/completions", json=body, timeout=timeout)
 
 
 def test_openai_client_gets_one_valid_document_in_schema_order(server):
@@ -159,3 +159,72 @@ def test_branch_out_of_tokens_fails_naming_its_path_and_returns_no_document(serv
     body = response.json()
     assert "choices" not in body
     assert body["message"].startswith("note (/note): value did not finish within max_tokens=1")
+
+
+def _nested(depth: int) -> dict:
+    schema: dict = {"type": "boolean"}
+    for _ in range(depth):
+        schema = {"type": "object", "properties": {"x": schema}, "required": ["x"]}
+    return schema
+
+
+def _wide(leaves: int) -> dict:
+    return {"type": "object", "properties": {f"p{i}": {"type": "boolean"} for i in range(leaves)}}
+
+
+def _obj(**properties) -> dict:
+    return {"type": "object", "properties": properties}
+
+
+_NODE = {
+    "type": "object",
+    "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/N"}}},
+}
+# (schema, statuses a client may get, words the error names); each case must answer in bounded
+# time and leave the server serving.
+HOSTILE = {
+    "empty object": ({"type": "object", "properties": {}}, {200}, ""),
+    "nested 200 deep": (_nested(200), {400}, "nested more than 64 levels deep"),
+    "enum of 100,000": (
+        _obj(pick={"type": "string", "enum": [f"v{i}" for i in range(100_000)]}),
+        {400},
+        "/properties/pick/enum/",
+    ),
+    "300 leaves": (_wide(300), {400}, "/properties/p64: the schema has 300 leaves"),
+    "60 leaves": (_wide(60), {200}, ""),
+    "$ref cycle": (
+        {
+            **_obj(x={"$ref": "#/$defs/a"}),
+            "$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}},
+        },
+        {400},
+        "circular $ref",
+    ),
+    "$ref to the root": (_obj(me={"$ref": "#"}), {400}, "recursive $ref '#'"),
+    "recursive leaf": ({**_obj(tree={"$ref": "#/$defs/N"}), "$defs": {"N": _NODE}}, {200, 422}, ""),
+    "invalid pattern": (
+        _obj(s={"type": "string", "pattern": "(a"}),
+        {400},
+        "/properties/s/pattern",
+    ),
+    "nested quantifiers": (_obj(s={"type": "string", "pattern": "^(a+)+$"}), {200, 422}, ""),
+    "huge repetition": (
+        _obj(s={"type": "string", "pattern": "^[a-z]{1,5000}$"}),
+        {200, 400, 422},
+        "",
+    ),
+    "lookahead": (_obj(s={"type": "string", "pattern": "^(?=a)a$"}), {200, 400, 422}, ""),
+    "long pattern": (_obj(s={"type": "string", "pattern": "a" * 2000}), {400}, "longer than 1000"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_schema_gets_a_document_or_a_4xx_and_the_server_serves_on(server, case):
+    schema, statuses, words = HOSTILE[case]
+    response = _chat(server, schema, timeout=120)  # bounded: requests raises past the timeout
+    assert response.status_code in statuses, response.text[:300]
+    if response.status_code == 200:
+        jsonschema.validate(json.loads(response.json()["choices"][0]["message"]["content"]), schema)
+    else:
+        assert words in response.json()["message"]
+    assert _chat(server, PROFILE, timeout=120).status_code == 200
