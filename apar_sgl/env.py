@@ -29,3 +29,11 @@ def cache_dir() -> Path:
 def default_backend_url() -> str | None:
     """APAR_BACKEND: a server URL DSL programs use by default instead of an embedded engine."""
     return os.environ.get("APAR_BACKEND") or None
+
+
+def test_fault() -> str | None:
+    """APAR_TEST_FAULT: make one apar code path raise (`spawn`: starting an APAR child).
+
+    For tests that prove a failure inside the scheduler ends only its own requests.
+    """
+    return os.environ.get("APAR_TEST_FAULT") or None

@@ -28,6 +28,7 @@ class ServerProcess:
         port: int | None = None,
         timeout_s: float = 300,
         capture: bool = True,
+        env: dict[str, str] | None = None,
     ):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -38,7 +39,7 @@ class ServerProcess:
             stdout=self.log if capture else None,
             stderr=subprocess.STDOUT if capture else None,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             start_new_session=True,
         )
         try:
@@ -61,6 +62,12 @@ class ServerProcess:
                 pass
             time.sleep(1)
         raise TimeoutError(f"server not ready in {timeout_s} s")
+
+    def log_text(self) -> str:
+        """Everything the server printed so far (when started with `capture=True`)."""
+        self.log.flush()
+        with open(self.log.name) as f:
+            return f.read()
 
     def stop(self) -> None:
         if self.proc.poll() is None:

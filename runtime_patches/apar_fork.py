@@ -36,11 +36,14 @@ from __future__ import annotations
 import copy
 import logging
 from array import array
+from http import HTTPStatus
 
 from apar_sgl.runtime_patches import anpd_worker
+from apar_sgl.runtime_patches.apar_faults import fail_tree
 from apar_sgl.runtime_patches.apar_state import AparNode, AparRuntime, AparTree
 from apar_sgl.runtime_patches.apar_stream import answer_request, emit_answer
 
+from apar_sgl import env
 from apar_sgl.config import apar_args_of
 
 logger = logging.getLogger(__name__)
@@ -49,8 +52,12 @@ logger = logging.getLogger(__name__)
 def scheduler_init(result, self, *args, **kwargs):
     """sglang.srt.managers.scheduler.Scheduler.__init__
 
-    Resolves the control tokens at start; `--apar-mode on` without them fails here.
+    Resolves the control tokens at start; `--apar-mode on` without them fails here, and so
+    does a scheduler process in which SGLang did not apply every apar hook.
     """
+    from apar_sgl.runtime_patches import check_hooks_applied
+
+    check_hooks_applied()
     self.apar = (
         AparRuntime.from_tokenizer(apar_args_of(self.server_args), self.tokenizer)
         if self.is_generation
@@ -118,11 +125,26 @@ def send_abort_output(original, self, abort_req, req):
 
 
 def _adopt(scheduler, runtime: AparRuntime, req) -> None:
-    """Make `req` the root of a fork tree, or mark it as a plain request (`req.apar = None`)."""
-    if _apar_wanted(req):
+    """Make `req` the root of a fork tree, or mark it as a plain request (`req.apar = None`).
+
+    A request apar cannot adopt fails alone, with an error its client sees.
+    """
+    req.apar = None
+    if not _apar_wanted(req):
+        return
+    try:
         runtime.start_tree(req, answer_request(scheduler, req))
-    else:
-        req.apar = None
+    except Exception as exc:
+        logger.exception("apar: could not start the fork tree of request %s", req.rid)
+        runtime.trees.pop(req.rid, None)
+        from sglang.srt.managers.schedule_batch import FINISH_ABORT
+
+        req.apar = None  # streamed as a plain request that ends after this step
+        req.to_finish = FINISH_ABORT(
+            f"apar could not start this request: {exc!r}",
+            HTTPStatus.INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+        )
 
 
 def _apar_wanted(req) -> bool:
@@ -180,11 +202,15 @@ def _advance_trees(scheduler, runtime: AparRuntime, batch) -> None:
     if batch.forward_mode.is_decode() or batch.forward_mode.is_extend():
         for tree in stepped.values():
             tree.record_step()
-    for tree in runtime.trees.values():
-        _find_forks(runtime, tree)
-        for node in list(tree.nodes):
-            _spawn_ready(scheduler, runtime, node)
-        _enforce_budget(tree)
+    for tree in list(runtime.trees.values()):
+        try:
+            _find_forks(runtime, tree)
+            for node in list(tree.nodes):
+                _spawn_ready(scheduler, runtime, node)
+            _enforce_budget(tree)
+        except Exception as exc:
+            logger.exception("apar: fork tree of request %s failed", tree.root.req.rid)
+            fail_tree(scheduler, runtime, tree, f"apar internal error: {exc!r}")
     _emit_answers(scheduler, runtime)
 
 
@@ -216,6 +242,8 @@ def _spawn_child(scheduler, runtime: AparRuntime, node: AparNode, p: int) -> Non
     from sglang.srt.runtime_context import get_serving
 
     parent, tree = node.req, node.tree
+    if env.test_fault() == "spawn":
+        raise RuntimeError("fault injected by APAR_TEST_FAULT=spawn")
     if not parent.finished():
         _checkpoint(scheduler, parent)  # a finished parent's KV is already in the tree
     ids = array("q", parent.origin_input_ids)
@@ -274,5 +302,9 @@ def _enforce_budget(tree: AparTree) -> None:
 
 def _emit_answers(scheduler, runtime: AparRuntime) -> None:
     for rid, tree in list(runtime.trees.items()):
-        if emit_answer(scheduler, runtime, tree):
-            del runtime.trees[rid]
+        try:
+            if emit_answer(scheduler, runtime, tree):
+                del runtime.trees[rid]
+        except Exception as exc:
+            logger.exception("apar: answer of request %s failed", rid)
+            fail_tree(scheduler, runtime, tree, f"apar internal error: {exc!r}")

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from apar_sgl.apar_answer import HeldSpan, StablePrefix, stable_join, unique_kv_tokens
 from apar_sgl.config import AparArgs
+from apar_sgl.request_params import parse_custom_params
 from apar_sgl.tree import Branch, tree_stats
 
 logger = logging.getLogger(__name__)
@@ -27,11 +28,12 @@ class AparLimits(NamedTuple):
     max_concurrent_children: int
 
     @classmethod
-    def of(cls, args: AparArgs, custom_params: dict) -> AparLimits:
+    def of(cls, args: AparArgs, custom_params: dict | None) -> AparLimits:
         """The server's limits, lowered by the request's `custom_params["apar_max_*"]`."""
+        lowered = parse_custom_params(custom_params).limits
         return cls(
             *(
-                min(getattr(args, f"apar_{name}"), int(custom_params.get(f"apar_{name}", 1 << 30)))
+                min(getattr(args, f"apar_{name}"), lowered.get(f"apar_{name}", 1 << 30))
                 for name in cls._fields
             )
         )
@@ -198,8 +200,7 @@ class AparRuntime:
         return cls(args, ids[args.apar_fork_token], ids[args.apar_child_token])
 
     def start_tree(self, req, answer) -> AparTree:
-        params = req.sampling_params.custom_params
-        limits = AparLimits.of(self.args, params if isinstance(params, dict) else {})
+        limits = AparLimits.of(self.args, req.sampling_params.custom_params)
         tree = AparTree(answer, req.sampling_params.max_new_tokens, limits)
         tree.root = self.add_node(tree, req, parent=None, fork_pos=-1)
         self.trees[req.rid] = tree

@@ -126,6 +126,21 @@ RECORDED: dict[str, tuple[str, ...]] = {
         "request",
         "raw_request",
     ),
+    "sglang.srt.managers.tokenizer_manager.TokenizerManager._create_tokenized_object": (
+        "self",
+        "obj",
+        "input_text",
+        "input_ids",
+        "input_embeds",
+        "mm_inputs",
+        "token_type_ids",
+    ),
+    "sglang.srt.entrypoints.openai.serving_chat.OpenAIServingChat._process_messages": (
+        "self",
+        "request",
+        "is_multimodal",
+        "output_constrained",
+    ),
     "sglang.srt.entrypoints.openai.serving_chat.OpenAIServingChat.handle_request": (
         "self",
         "request",
@@ -156,3 +171,18 @@ def test_every_hook_target_is_recorded():
 def test_hook_target_signature_is_unchanged(target):
     params = tuple(inspect.signature(_resolve(target)).parameters)
     assert params == RECORDED[target], f"{target} now takes {params}"
+
+
+def test_targets_are_declared_as_data_not_read_from_docstrings():
+    """Under `python -OO` docstrings are gone; the table must not depend on them."""
+    import subprocess
+    import sys
+
+    code = (
+        "from apar_sgl.runtime_patches import _hook_table; "
+        "t = _hook_table(); assert all(h.target.startswith('sglang.') for h in t), t; "
+        "print(len(t))"
+    )
+    out = subprocess.run([sys.executable, "-OO", "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.strip().splitlines()[-1]) == len(RECORDED)
