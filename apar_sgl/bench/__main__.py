@@ -50,7 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-tokens",
         type=int,
         default=None,
-        help="max new tokens per answer (vicuna, default 256) or per JSON leaf (default 48)",
+        help="max new tokens per answer (vicuna, default 256) or per JSON leaf (default: "
+        "each leaf's budget from its bound)",
     )
     parser.add_argument(
         "--repeats",
@@ -147,7 +148,7 @@ def _answers(args: argparse.Namespace, out: Path) -> str:
 def _parallel_json(args: argparse.Namespace, out: Path) -> str:
     import apar_sgl
 
-    max_tokens = args.max_tokens or 48
+    max_tokens = args.max_tokens
     repeats = args.repeats or 3
     # Weak small models may otherwise emit only whitespace under a JSON grammar.
     engine = apar_sgl.Engine(
@@ -169,6 +170,8 @@ def _parallel_json(args: argparse.Namespace, out: Path) -> str:
             "dtype": args.dtype,
             "parallel_validity": sum(r.parallel_valid for r in rows) / len(rows),
             "serial_validity": sum(r.serial_valid for r in rows) / len(rows),
+            "parallel_quality": sum(r.parallel_clean for r in rows) / len(rows),
+            "serial_quality": sum(r.serial_clean for r in rows) / len(rows),
         },
     )
     return _write(out, [r._asdict() for r in rows], rows, env, markdown_table(rows, env))
