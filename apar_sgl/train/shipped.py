@@ -56,7 +56,7 @@ def add_control_tokens(tokenizer: Any) -> tuple[int, int]:
 
 def prepare(name: str) -> Path:
     """The merged HF folder of shipped model ``name`` in the cache, built once."""
-    from apar_sgl.models import build_once, resolve_model
+    from apar_sgl.models import build_once, resolve_model, trusted
 
     try:
         model = SHIPPED[name]
@@ -67,7 +67,7 @@ def prepare(name: str) -> Path:
         raise FileNotFoundError(f"{weights} is missing: the {name!r} adapter is not shipped")
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
     target = env.cache_dir() / "models" / f"{name}-{digest}"
-    if (target / "config.json").is_file():
+    if trusted(target):
         return target
     base_dir = Path(resolve_model(model.base))
     logger.info("merging %s into %s -> %s (once)", model.adapter_dir, base_dir, target)
