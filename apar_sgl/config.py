@@ -23,6 +23,7 @@ class AparArgs:
     apar_max_depth: int = 2
     apar_max_concurrent_children: int = 8
     apar_max_json_branches: int = 64
+    apar_fork_policy: str = "auto"
     anpd_max_n: int = 6
     anpd_branching: int = 1
     anpd_token_budget: int = 64
@@ -41,6 +42,9 @@ class AparArgs:
         "apar_max_depth": "Deepest nesting of forks (1: only the root forks).",
         "apar_max_concurrent_children": "Most children of one request decoding at once; a "
         "further child waits until one finishes (0: no forking at all).",
+        "apar_fork_policy": "When a branch may fork: auto (only while the decode step times "
+        "measured by batch size say one more row raises the batch's tokens/s; else the fork "
+        "token is masked and the item is written inline), always, never.",
         "apar_max_json_branches": "Most leaves (branches) of one apar_parallel_json request; "
         "a schema with more is rejected with 400.",
         "anpd_max_n": "ANPD (--speculative-algorithm ANPD): longest n-gram of the per-request "
@@ -64,6 +68,10 @@ class AparArgs:
     def __post_init__(self) -> None:
         if self.apar_mode not in ("auto", "on", "off"):
             raise ValueError(f"apar_mode must be auto, on or off; got {self.apar_mode!r}")
+        if self.apar_fork_policy not in ("always", "auto", "never"):
+            raise ValueError(
+                f"apar_fork_policy must be always, auto or never; got {self.apar_fork_policy!r}"
+            )
         if self.apar_fork_token == self.apar_child_token:
             raise ValueError("apar_fork_token and apar_child_token must differ")
         if self.anpd_max_n < 2 or self.anpd_branching < 1 or self.anpd_token_budget < 0:
