@@ -1,17 +1,21 @@
 """Self-distillation corpus: SmolLM2's own greedy answers to the training prompts, as JSONL.
 
-    python -m apar_sgl.train.corpus --out runs/apar-corpus.jsonl
+    python -m apar_sgl.train.corpus --out apar_sgl/train/data/corpus-v2.jsonl
 
-Prompts go structured and plain interleaved, and each wave is appended as soon as it is done,
-so a run stopped early still leaves a usable, mixed corpus.
+The teacher sees a system prompt asking for the prompt's answer style (`prompts.
+SYSTEM_PROMPTS`); the record keeps only the user prompt. Requests run ``--concurrency`` at a
+time and each answer is appended as soon as it is done, so a stopped run leaves a usable
+corpus and a re-run with the same ``--out`` continues with the prompts not answered yet.
 
-One JSON object a line: ``prompt``, ``structured`` (the prompt invites a list), ``answer``,
-``finish_reason`` (``stop`` or ``length``) and ``completion_tokens``.
+One JSON object a line: ``prompt``, ``structured`` (the prompt invites a list or
+paragraphs), ``answer``, ``finish_reason`` (``stop`` or ``length``), ``completion_tokens``,
+``kind`` (question type) and ``style`` (what the teacher was asked for).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import time
@@ -20,7 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from apar_sgl.models import DEFAULT_MODEL
-from apar_sgl.train.prompts import PROMPTS, Prompt
+from apar_sgl.train.prompts import PROMPTS, Prompt, generation_order, system_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +35,8 @@ class CorpusRecord(NamedTuple):
     answer: str
     finish_reason: str
     completion_tokens: int
+    kind: str = ""  # empty in corpora written before question types existed
+    style: str = ""
 
 
 def write_jsonl(records: Iterable[CorpusRecord], path: Path, append: bool = False) -> int:
@@ -45,11 +51,15 @@ def write_jsonl(records: Iterable[CorpusRecord], path: Path, append: bool = Fals
 
 
 def read_jsonl(path: Path) -> Iterator[CorpusRecord]:
-    """Records written by `write_jsonl`, in file order."""
+    """Records written by `write_jsonl`, in file order; a torn last line is skipped."""
     with open(path, encoding="utf-8") as src:
         for line in src:
-            if line.strip():
+            if not line.strip():
+                continue
+            try:
                 yield CorpusRecord(**json.loads(line))
+            except json.JSONDecodeError:
+                logger.warning("skipping a torn line in %s", path)
 
 
 def finish_reason(meta: dict) -> str:
@@ -60,19 +70,25 @@ def finish_reason(meta: dict) -> str:
     return str(reason) if reason else "unknown"
 
 
-def interleave(prompts: Sequence[Prompt]) -> list[Prompt]:
-    """Structured and plain prompts spread evenly, so any prefix of the run has both kinds."""
-    structured = [p for p in prompts if p.structured]
-    plain = [p for p in prompts if not p.structured]
-    keyed = [((i + 0.5) / len(structured), 0, p) for i, p in enumerate(structured)]
-    keyed += [((i + 0.5) / len(plain), 1, p) for i, p in enumerate(plain)]
-    return [p for _, _, p in sorted(keyed, key=lambda k: (k[0], k[1]))]
+def remaining(prompts: Sequence[Prompt], done: Iterable[CorpusRecord]) -> list[Prompt]:
+    """Prompts without an answer in ``done`` yet, in their order: what a re-run still asks."""
+    answered = {record.prompt for record in done}
+    return [p for p in prompts if p.text not in answered]
+
+
+def chat_text(tokenizer, prompt: Prompt) -> str:
+    """The teacher's input: the style's system prompt, then the user prompt."""
+    messages = [
+        {"role": "system", "content": system_prompt(prompt)},
+        {"role": "user", "content": prompt.text},
+    ]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 def generate(
-    prompts: list[Prompt], model: str, max_new_tokens: int, wave: int, dtype: str
-) -> Iterator[list[CorpusRecord]]:
-    """Greedy answers to ``prompts`` from one engine, yielded per wave of ``wave`` prompts."""
+    prompts: list[Prompt], model: str, max_new_tokens: int, concurrency: int, dtype: str
+) -> Iterator[CorpusRecord]:
+    """Greedy answers from one engine, ``concurrency`` requests in flight, in finish order."""
     from tqdm import tqdm
     from transformers import AutoTokenizer
 
@@ -81,61 +97,74 @@ def generate(
 
     path = resolve_model(model)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    texts = [
-        tokenizer.apply_chat_template(
-            [{"role": "user", "content": p.text}], tokenize=False, add_generation_prompt=True
-        )
-        for p in prompts
-    ]
     sampling = {"temperature": 0.0, "max_new_tokens": max_new_tokens}
     engine = apar_sgl.Engine(path, dtype=dtype, random_seed=0)
+    done: asyncio.Queue[CorpusRecord] = asyncio.Queue()
+    gate = asyncio.Semaphore(concurrency)
+
+    async def answer(prompt: Prompt) -> None:
+        async with gate:
+            out = await engine.async_generate(chat_text(tokenizer, prompt), sampling)
+        meta = out["meta_info"]
+        await done.put(
+            CorpusRecord(
+                prompt.text,
+                prompt.structured,
+                out["text"],
+                finish_reason(meta),
+                int(meta["completion_tokens"]),
+                prompt.kind,
+                prompt.style,
+            )
+        )
+
+    async def start() -> list[asyncio.Task]:
+        return [asyncio.ensure_future(answer(p)) for p in prompts]
+
     try:
-        with tqdm(total=len(texts), desc="corpus", unit="prompt") as bar:
-            for start in range(0, len(texts), wave):
-                outputs = engine.generate(texts[start : start + wave], sampling)
-                yield [
-                    CorpusRecord(
-                        prompt.text,
-                        prompt.structured,
-                        out["text"],
-                        finish_reason(out["meta_info"]),
-                        int(out["meta_info"]["completion_tokens"]),
-                    )
-                    for prompt, out in zip(prompts[start : start + wave], outputs, strict=True)
-                ]
-                bar.update(len(outputs))
+        tasks = engine.loop.run_until_complete(start())
+        for _ in tqdm(range(len(tasks)), desc="corpus", unit="answer", mininterval=30):
+            yield engine.loop.run_until_complete(done.get())
     finally:
         engine.shutdown()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="JSONL file to write")
+    parser.add_argument("--out", type=Path, required=True, help="JSONL file, appended to")
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument("--wave", type=int, default=32, help="prompts per generate call")
+    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
     parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--seed", type=int, default=0, help="order of the prompts")
     parser.add_argument("--limit", type=int, default=None, help="first N prompts only")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
-    ordered = interleave(PROMPTS)
-    prompts = ordered[: args.limit] if args.limit else ordered
+    ordered = generation_order(PROMPTS, args.seed)[: args.limit]
+    prompts = remaining(ordered, read_jsonl(args.out)) if args.out.exists() else ordered
+    logger.info("%d of %d prompts left to answer", len(prompts), len(ordered))
     started = time.perf_counter()
-    write_jsonl([], args.out)
-    count = capped = 0
-    for wave in generate(prompts, args.model, args.max_new_tokens, args.wave, args.dtype):
-        count += write_jsonl(wave, args.out, append=True)  # a partial run leaves whole waves
-        capped += sum(r.finish_reason == "length" for r in wave)
+    count = capped = tokens = 0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "a", encoding="utf-8") as out:
+        answers = generate(prompts, args.model, args.max_new_tokens, args.concurrency, args.dtype)
+        for record in answers if prompts else ():
+            out.write(json.dumps(record._asdict(), ensure_ascii=False) + "\n")
+            out.flush()  # a killed run loses at most the answers in flight
+            count += 1
+            capped += record.finish_reason == "length"
+            tokens += record.completion_tokens
+    seconds = time.perf_counter() - started
     print(
-        f"wrote {count} answers to {args.out} in {time.perf_counter() - started:.0f} s "
-        f"({capped} hit max_new_tokens)"
+        f"wrote {count} answers ({tokens} tokens, {capped} hit max_new_tokens) to {args.out} "
+        f"in {seconds:.0f} s"
     )
     return args.out
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     main()

@@ -24,8 +24,9 @@ from typing import Any, NamedTuple
 from apar_sgl.models import DEFAULT_MODEL
 from apar_sgl.train.convert import convert_corpus
 from apar_sgl.train.corpus import read_jsonl
+from apar_sgl.train.filters import clean
 from apar_sgl.train.record import StepLog, plot_loss, training_record
-from apar_sgl.train.sampling import Sample, length_batches, mix, trim_truncated
+from apar_sgl.train.sampling import Sample, length_batches, mix
 
 logger = logging.getLogger(__name__)
 
@@ -62,16 +63,10 @@ class Encoded(NamedTuple):
     labels: list[int]  # -100 where no loss
 
 
-def load_records(corpus: Path) -> list[tuple[str, str]]:
-    """(prompt, answer) pairs; capped answers are trimmed to their last complete line."""
-    pairs = []
-    for record in read_jsonl(corpus):
-        answer = record.answer.strip()
-        if record.finish_reason == "length":
-            answer = trim_truncated(answer)
-        if answer:
-            pairs.append((record.prompt, answer))
-    return pairs
+def load_records(corpus: Path) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """Usable (prompt, answer) pairs (capped answers trimmed to their last complete line) and
+    the count of degenerate answers left out, per reason."""
+    return clean(read_jsonl(corpus))
 
 
 def encode(tokenizer: Any, sample: Sample, max_len: int) -> Encoded | None:
@@ -127,7 +122,8 @@ def finetune(corpus: Path, out: Path, cfg: FinetuneConfig, base_dir: str | None 
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     base_dir = base_dir or resolve_model(cfg.base)
-    converted = convert_corpus(load_records(corpus))
+    pairs, degenerate = load_records(corpus)
+    converted = convert_corpus(pairs)
     samples, mix_stats = mix(converted.examples, cfg.plain_share, cfg.children_per_answer, cfg.seed)
     tokenizer, model, token_ids = build_model(base_dir, cfg)
     encoded = [e for e in (encode(tokenizer, s, cfg.max_len) for s in samples) if e]
@@ -146,6 +142,7 @@ def finetune(corpus: Path, out: Path, cfg: FinetuneConfig, base_dir: str | None 
     record = training_record(
         cfg, corpus, base_dir, converted.stats, mix_stats, len(encoded), log, token_ids, len(plan)
     )
+    record["degenerate_filtered"] = degenerate
     record["wall_time_s"] = round(time.perf_counter() - started, 1)
     (out / "training_record.json").write_text(json.dumps(record, indent=2) + "\n")
     return record

@@ -48,6 +48,14 @@ def plot_loss(log: list[StepLog], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def epoch_means(log: list[StepLog]) -> list[float]:
+    """Mean step loss of each epoch, in epoch order (an epoch cut short counts what ran)."""
+    by_epoch: dict[int, list[float]] = {}
+    for entry in log:
+        by_epoch.setdefault(entry.epoch, []).append(entry.loss)
+    return [round(sum(v) / len(v), 4) for _, v in sorted(by_epoch.items())]
+
+
 def training_record(
     cfg: Any,
     corpus: Path,
@@ -80,6 +88,7 @@ def training_record(
         "steps": len(log),
         "planned_steps": planned,
         "first_loss": log[0].loss if log else None,
+        "epoch_mean_loss": epoch_means(log),
         "final_loss_mean_last_10": round(
             sum(e.loss for e in log[-10:]) / max(1, len(log[-10:])), 4
         ),

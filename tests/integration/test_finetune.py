@@ -18,6 +18,7 @@ LIST_ANSWER = (
     "Plan the day well."
 )
 PLAIN_ANSWER = "The quick brown fox jumps over the lazy dog and the cat sat on the mat."
+LOOPED_ANSWER = "Walk the dog every day.\nWalk the dog every day.\nWalk the dog every day."
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +27,7 @@ def trained(tiny_model_path, tmp_path_factory):
     records = [
         CorpusRecord("tips for the day", True, LIST_ANSWER, "stop", 60),
         CorpusRecord("a fox", False, PLAIN_ANSWER, "stop", 20),
+        CorpusRecord("a dog", True, LOOPED_ANSWER, "stop", 20),
     ]
     write_jsonl(records, work / "corpus.jsonl")
     cfg = FinetuneConfig(rank=4, alpha=8, lr=5e-3, warmup_steps=1, epochs=3, batch_tokens=256)
@@ -36,6 +38,8 @@ def trained(tiny_model_path, tmp_path_factory):
 def test_finetune_writes_a_small_adapter_and_its_record(trained):
     adapter, record = trained
     assert record["corpus_stats"]["structured"] == 1 and record["corpus_stats"]["plain"] == 1
+    assert record["degenerate_filtered"] == {"repeated_line": 1}
+    assert len(record["epoch_mean_loss"]) == 3
     assert record["mix"]["structured_answers"] == 1 and record["mix"]["plain_answers"] == 1
     assert record["steps"] >= 3
     assert all(json.loads((adapter / "adapter_config.json").read_text())["trainable_token_indices"])

@@ -61,7 +61,8 @@ def test_training_modules_import_without_torch_or_sglang():
         "import sys\n"
         "import apar_sgl.train.corpus, apar_sgl.train.evaluate, apar_sgl.train.finetune\n"
         "import apar_sgl.train.record, apar_sgl.train.rouge, apar_sgl.train.sampling\n"
-        "import apar_sgl.train.shipped\n"
+        "import apar_sgl.train.shipped, apar_sgl.train.filters, apar_sgl.train.corpus_report\n"
+        "import apar_sgl.train.prompts, apar_sgl.train.prompt_topics\n"
         "bad = [m for m in ('torch', 'sglang', 'transformers', 'peft') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
