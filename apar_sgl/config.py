@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from apar_sgl.tree import CHILD_TOKEN, FORK_TOKEN
 
+REQUEST_MODES = ("model", "skeleton", "off")  # a chat request's `apar_mode` field
+
 
 @dataclass(frozen=True, slots=True)
 class AparArgs:
@@ -23,6 +25,7 @@ class AparArgs:
     apar_max_depth: int = 2
     apar_max_concurrent_children: int = 8
     apar_max_json_branches: int = 64
+    apar_default_mode: str = "model"
     apar_fork_policy: str = "auto"
     anpd_max_n: int = 6
     anpd_branching: int = 1
@@ -47,6 +50,10 @@ class AparArgs:
         "token is masked and the item is written inline), always, never.",
         "apar_max_json_branches": "Most leaves (branches) of one apar_parallel_json request; "
         "a schema with more is rejected with 400.",
+        "apar_default_mode": "What a /v1/chat/completions request without an `apar_mode` field "
+        "gets: model (the model's own forks, if --apar-mode allows them), skeleton "
+        "(skeleton-then-expand prompting for any model, apar_sgl.dsl.skeleton), off (no "
+        "parallelism).",
         "anpd_max_n": "ANPD (--speculative-algorithm ANPD): longest n-gram of the per-request "
         "table (levels 2..N). Drafts are at most --speculative-num-draft-tokens - 1 long.",
         "anpd_branching": "ANPD: first-token alternatives per draft (1 = a single chain; more "
@@ -71,6 +78,11 @@ class AparArgs:
         if self.apar_fork_policy not in ("always", "auto", "never"):
             raise ValueError(
                 f"apar_fork_policy must be always, auto or never; got {self.apar_fork_policy!r}"
+            )
+        if self.apar_default_mode not in REQUEST_MODES:
+            raise ValueError(
+                f"apar_default_mode must be one of {', '.join(REQUEST_MODES)}; "
+                f"got {self.apar_default_mode!r}"
             )
         if self.apar_fork_token == self.apar_child_token:
             raise ValueError("apar_fork_token and apar_child_token must differ")
