@@ -30,6 +30,7 @@ from apar_sgl.dsl.ops import (
 )
 from apar_sgl.dsl.program import Program, ProgramStream, function
 from apar_sgl.dsl.schema_split import SchemaSplitError
+from apar_sgl.dsl.skeleton import SkeletonAnswer, skeleton
 from apar_sgl.dsl.state import DeferredError, State, StreamChunk, fork
 
 # pyproject maps this folder into apar_sgl; loading it as `dsl` too would make two copies.
@@ -49,6 +50,7 @@ __all__ = [
     "Program",
     "ProgramStream",
     "SchemaSplitError",
+    "SkeletonAnswer",
     "State",
     "StreamChunk",
     "assistant",
@@ -61,6 +63,7 @@ __all__ = [
     "gen_json",
     "select",
     "set_default_backend",
+    "skeleton",
     "system",
     "user",
 ]

@@ -38,7 +38,14 @@ _COMPLETION = "sglang.srt.entrypoints.openai.serving_completions.OpenAIServingCo
 
 
 def _hook_table() -> list[Hook]:
-    return _cpu_hooks() + _request_hooks() + _apar_hooks() + _anpd_hooks() + _parallel_json_hooks()
+    return (
+        _cpu_hooks()
+        + _request_hooks()
+        + _apar_hooks()
+        + _anpd_hooks()
+        + _parallel_json_hooks()
+        + _chat_mode_hooks()
+    )
 
 
 def _cpu_hooks() -> list[Hook]:
@@ -146,6 +153,17 @@ def _parallel_json_hooks() -> list[Hook]:
     from apar_sgl.runtime_patches import parallel_json_route
 
     return [Hook(f"{_CHAT}.handle_request", "AROUND", parallel_json_route.handle_chat_request)]
+
+
+def _chat_mode_hooks() -> list[Hook]:
+    """`"apar_mode"` on /v1/chat/completions: model forks, skeleton-then-expand, or off.
+
+    A second AROUND on handle_request: SGLang's HookRegistry chains AROUND hooks (the later
+    registered runs outside), and each of these passes requests it does not serve inward.
+    """
+    from apar_sgl.runtime_patches import skeleton_route
+
+    return [Hook(f"{_CHAT}.handle_request", "AROUND", skeleton_route.handle_chat_request)]
 
 
 def active_hooks() -> list[Hook]:

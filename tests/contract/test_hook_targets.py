@@ -164,7 +164,8 @@ def _resolve(target: str):
 
 
 def test_every_hook_target_is_recorded():
-    assert sorted(hook.target for hook in _hook_table()) == sorted(RECORDED)
+    # A target may carry several AROUND hooks (HookRegistry chains them), e.g. handle_request.
+    assert sorted({hook.target for hook in _hook_table()}) == sorted(RECORDED)
 
 
 @pytest.mark.parametrize("target", sorted(RECORDED))
@@ -181,7 +182,7 @@ def test_targets_are_declared_as_data_not_read_from_docstrings():
     code = (
         "from apar_sgl.runtime_patches import _hook_table; "
         "t = _hook_table(); assert all(h.target.startswith('sglang.') for h in t), t; "
-        "print(len(t))"
+        "print(len({h.target for h in t}))"
     )
     out = subprocess.run([sys.executable, "-OO", "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
