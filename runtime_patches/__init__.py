@@ -91,7 +91,7 @@ def _request_hooks() -> list[Hook]:
 
 def _apar_hooks() -> list[Hook]:
     """The APAR runtime: forks in the scheduler, one joined answer per request."""
-    from apar_sgl.runtime_patches import apar_fork, apar_openai, apar_stream
+    from apar_sgl.runtime_patches import apar_counters, apar_fork, apar_openai, apar_stream
 
     return [
         Hook(f"{_SCHEDULER}.__init__", "AFTER", apar_fork.scheduler_init),
@@ -134,6 +134,12 @@ def _apar_hooks() -> list[Hook]:
             apar_openai.generate_completion_stream,
         ),
         Hook(f"{_CHAT}._generate_chat_stream", "AROUND", apar_openai.generate_chat_stream),
+        Hook(
+            "sglang.srt.managers.scheduler_components.internal_state"
+            ".SchedulerInternalStateController.get_internal_state",
+            "AFTER",
+            apar_counters.add_internal_state,
+        ),
     ]
 
 

@@ -53,21 +53,32 @@ def _install_kernel_standins() -> None:
 
 
 def install_sampling_verify() -> None:
-    """Fill SGLang's `tree_speculative_sampling_target_only`, None off CUDA, with ours.
+    """Fill SGLang's speculative sampling kernels, None off CUDA, with ours.
 
-    Without it a speculative request with temperature > 0 crashes the scheduler on a
-    plugin platform (SGLang's CPU engine instead verifies greedily, which is lossy). The
-    name is None, not a function, so no hook can wrap it (and a REPLACE hook would rebind
-    every None in sys.modules); `eagle_utils` imports it by name, so both bindings are set.
+    Without them a speculative request with temperature > 0 (`tree_speculative_sampling_
+    target_only`), and with top_k or top_p set (`top_k_renorm_prob`, `top_p_renorm_prob`),
+    crashes the scheduler on a plugin platform (SGLang's CPU engine instead verifies
+    greedily, which is lossy). The names are None, not functions, so no hook can wrap them
+    (and a REPLACE hook would rebind every None in sys.modules); `eagle_utils` imports them
+    by name, so both bindings are set.
     """
-    from apar_sgl.runtime_patches import cpu_ops
+    from apar_sgl.runtime_patches import cpu_ops, renorm_standins
+    from sglang.kernels.ops.sampling import renorm
     from sglang.kernels.ops.speculative import verify_sampling
 
-    name = "tree_speculative_sampling_target_only"
-    modules = [verify_sampling, sys.modules.get("sglang.srt.speculative.eagle_utils")]
-    for module in modules:
-        if module is not None and getattr(module, name, None) is None:
-            setattr(module, name, cpu_ops.tree_speculative_sampling_target_only)
+    eagle_utils = sys.modules.get("sglang.srt.speculative.eagle_utils")
+    standins = {
+        "tree_speculative_sampling_target_only": (
+            cpu_ops.tree_speculative_sampling_target_only,
+            verify_sampling,
+        ),
+        "top_k_renorm_prob": (renorm_standins.top_k_renorm_prob, renorm),
+        "top_p_renorm_prob": (renorm_standins.top_p_renorm_prob, renorm),
+    }
+    for name, (standin, home) in standins.items():
+        for module in (home, eagle_utils):
+            if module is not None and getattr(module, name, None) is None:
+                setattr(module, name, standin)
 
 
 def _make_platform_class() -> type:

@@ -102,6 +102,8 @@ RECORDED: dict[str, tuple[str, ...]] = {
     ".is_request_level_customized_info_key": ("self", "key"),
     "sglang.srt.managers.scheduler_components.internal_state.SchedulerInternalStateController"
     "._add_speculative": ("self", "state"),
+    "sglang.srt.managers.scheduler_components.internal_state.SchedulerInternalStateController"
+    ".get_internal_state": ("self", "recv_req"),
     "sglang.srt.managers.tokenizer_manager.TokenizerManager.update_request_meta_info": (
         "self",
         "meta_info",
