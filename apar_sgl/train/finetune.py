@@ -127,14 +127,21 @@ def finetune(corpus: Path, out: Path, cfg: FinetuneConfig, base_dir: str | None 
     samples, mix_stats = mix(converted.examples, cfg.plain_share, cfg.children_per_answer, cfg.seed)
     tokenizer, model, token_ids = build_model(base_dir, cfg)
     encoded = [e for e in (encode(tokenizer, s, cfg.max_len) for s in samples) if e]
-    plan = [
+    full_plan = [
         (epoch, batch)
         for epoch in range(cfg.epochs)
         for batch in length_batches(
             [len(e.input_ids) for e in encoded], cfg.batch_tokens, cfg.seed + epoch
         )
-    ][: cfg.max_steps]
-    logger.info("%d sequences, %d steps planned", len(encoded), len(plan))
+    ]
+    plan = full_plan[: cfg.max_steps]
+    logger.info(
+        "%d sequences, %d steps in %d epochs, %d planned",
+        len(encoded),
+        len(full_plan),
+        cfg.epochs,
+        len(plan),
+    )
     log = _train(model, encoded, plan, cfg, out)
     out.mkdir(parents=True, exist_ok=True)
     _save_adapter(model, out)
@@ -143,6 +150,7 @@ def finetune(corpus: Path, out: Path, cfg: FinetuneConfig, base_dir: str | None 
         cfg, corpus, base_dir, converted.stats, mix_stats, len(encoded), log, token_ids, len(plan)
     )
     record["degenerate_filtered"] = degenerate
+    record["steps_per_epoch"] = len(full_plan) // cfg.epochs
     record["wall_time_s"] = round(time.perf_counter() - started, 1)
     (out / "training_record.json").write_text(json.dumps(record, indent=2) + "\n")
     return record

@@ -40,6 +40,7 @@ def test_finetune_writes_a_small_adapter_and_its_record(trained):
     assert record["corpus_stats"]["structured"] == 1 and record["corpus_stats"]["plain"] == 1
     assert record["degenerate_filtered"] == {"repeated_line": 1}
     assert len(record["epoch_mean_loss"]) == 3
+    assert record["steps"] == 3 * record["steps_per_epoch"]
     assert record["mix"]["structured_answers"] == 1 and record["mix"]["plain_answers"] == 1
     assert record["steps"] >= 3
     assert all(json.loads((adapter / "adapter_config.json").read_text())["trainable_token_indices"])
