@@ -29,6 +29,7 @@ class ServerProcess:
         timeout_s: float = 300,
         capture: bool = True,
         env: dict[str, str] | None = None,
+        wait: bool = True,
     ):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -42,13 +43,15 @@ class ServerProcess:
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             start_new_session=True,
         )
-        try:
-            self._wait_ready(timeout_s)
-        except BaseException:
-            self.stop()
-            raise
+        if wait:
+            try:
+                self.wait_ready(timeout_s)
+            except BaseException:
+                self.stop()
+                raise
 
-    def _wait_ready(self, timeout_s: float) -> None:
+    def wait_ready(self, timeout_s: float) -> None:
+        """Block until /health answers 200; raise if the server exits or the time runs out."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
