@@ -12,7 +12,8 @@ runs SGLang's own kernels and a CPU host our platform's stand-ins. Differences f
 - a step where no request drafts runs SGLang's plain decode forward instead of a width-1
   verify (when the model runs eagerly and no request wants logprobs), so not drafting costs
   what plain decoding costs.
-`inherit_table(parent_rid, child_rid)` gives an APAR child its parent's table (and its siblings'
+`AnpdWorker.on_apar_fork(parent_rid, child_rid)`, which the APAR runtime calls for each child
+it spawns (`AparRuntime.on_spawn`), gives the child its parent's table (and its siblings'
 family table). With an xgrammar grammar (SGLang's default backend), drafts the request's matcher
 rejects are cut before verification; other backends keep them (verify masks them anyway).
 `add_speculative_state` reports the drafter's counters in `Engine.get_server_info()
@@ -35,15 +36,6 @@ ALGORITHM = "ANPD"
 STATE_KEY = "anpd"
 DEFAULT_WIDTH = 8  # root + 7 drafts; measured acceptance on chat text rarely passes 6
 DEFAULT_MAX_RUNNING_REQUESTS = 48  # as SGLang sets for NGRAM
-_drafters: list[AnpdDrafter] = []  # the worker of this scheduler process (one per process)
-
-
-def inherit_table(parent_rid: str, child_rid: str) -> bool:
-    """Start `child_rid`'s n-gram table as a copy of `parent_rid`'s (APAR fork); False if none.
-
-    Call in the scheduler process before the child's first decode step. No-op when ANPD is off.
-    """
-    return any(drafter.inherit(parent_rid, child_rid) for drafter in _drafters)
 
 
 def add_speculative_state(result, self, state):
@@ -157,7 +149,10 @@ def _make_worker_class() -> type:
             self.drafter = AnpdDrafter(settings)
             self.ngram_corpus = _CorpusFacade(self.drafter)
             self._decoded_rids: list[str] = []
-            _drafters[:] = [self.drafter]
+
+        def on_apar_fork(self, parent_rid: str, child_rid: str) -> bool:
+            """Start an APAR child's n-gram table as a copy of its parent's; False if none."""
+            return self.drafter.inherit(parent_rid, child_rid)
 
         def forward_batch_generation(self, batch, on_publish=None, pp_proxy_tensors=None):
             self._decoded_rids = []

@@ -72,15 +72,15 @@ def fail_tree(scheduler, runtime, tree, message: str) -> None:
     tree.aborted = True
     for node in tree.nodes:
         node.pending.clear()
-    answer = tree.answer
-    answer.finished_reason = FINISH_ABORT(
+    reply = tree.reply
+    reply.finished_reason = FINISH_ABORT(
         message, HTTPStatus.INTERNAL_SERVER_ERROR, "InternalServerError"
     )
-    answer.finished_len = len(answer.output_ids)
+    reply.finished_len = len(reply.output_ids)
     for step in (
         # SGLang's own abort path drops queued branches and finishes running ones.
         lambda: scheduler.abort_request(AbortReq(rid=rid)),
-        lambda: scheduler.output_streamer.stream_output([answer], False),
+        lambda: scheduler.output_streamer.stream_output([reply], False),
     ):
         try:
             step()

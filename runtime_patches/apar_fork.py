@@ -1,13 +1,18 @@
 """APAR in SGLang's scheduler: a model-emitted fork token starts a child request on the radix tree.
 
 Per scheduler iteration:
-1. `run_batch`: requests get their APAR role (`req.apar`); a branch past a limit gets its fork
-   token masked out (a -inf entry in the batch's logit-bias row) so the model goes on serially.
-2. `process_batch_result`, after SGLang's own processing: new fork tokens are found; once the
+1. `run_batch`: requests get their APAR role (`req.apar`); the fork policy
+   (`--apar-fork-policy`, `apar_sgl.fork_policy`) decides at this decode batch's size from
+   the step times measured here; a branch past a limit or denied by the policy gets its fork
+   token masked out (a -inf entry in the batch's logit-bias row, written only when a row's
+   permission changes) so the model goes on serially. The decode step is timed.
+2. `process_batch_result`, after SGLang's own processing, only for the trees with a branch in
+   this batch (or waiting to start a child): new fork tokens are found; once the
    parent's KV covers one, the parent is checkpointed into the radix tree and a child
    `prompt + parent[:fork] + [child token]` (rid `{parent}-fork{n}`) is queued through the
    normal admission path, so it matches the shared prefix instead of recomputing it. Then
-   the answer of each tree advances (`apar_stream`).
+   the tree's answer advances by what is new (`AparTree.joined`, a `JoinCursor`) and is
+   streamed (`apar_stream`).
 
 Rules:
 - APAR applies to a request when the model has both control tokens and the request does not
@@ -35,13 +40,13 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from array import array
 from http import HTTPStatus
 
-from apar_sgl.runtime_patches import anpd_worker
 from apar_sgl.runtime_patches.apar_faults import fail_tree
 from apar_sgl.runtime_patches.apar_state import AparNode, AparRuntime, AparTree
-from apar_sgl.runtime_patches.apar_stream import answer_request, emit_answer
+from apar_sgl.runtime_patches.apar_stream import reply_request, send_reply
 
 from apar_sgl import env
 from apar_sgl.config import apar_args_of
@@ -53,7 +58,8 @@ def scheduler_init(result, self, *args, **kwargs):
     """sglang.srt.managers.scheduler.Scheduler.__init__
 
     Resolves the control tokens at start; `--apar-mode on` without them fails here, and so
-    does a scheduler process in which SGLang did not apply every apar hook.
+    does a scheduler process in which SGLang did not apply every apar hook. A speculative
+    worker with an `on_apar_fork(parent_rid, child_rid)` method hears of every child.
     """
     from apar_sgl.runtime_patches import check_hooks_applied
 
@@ -63,18 +69,29 @@ def scheduler_init(result, self, *args, **kwargs):
         if self.is_generation
         else None
     )
+    listener = getattr(getattr(self, "draft_worker", None), "on_apar_fork", None)
+    if self.apar is not None and listener is not None:
+        self.apar.on_spawn.append(listener)
     return result
 
 
 def run_batch(original, self, batch, *args, **kwargs):
     """sglang.srt.managers.scheduler.Scheduler.run_batch"""
     runtime: AparRuntime | None = getattr(self, "apar", None)
-    if runtime is not None and batch.reqs:
-        for req in batch.reqs:
-            if not hasattr(req, "apar"):
-                _adopt(self, runtime, req)
-        _mask_fork_token(runtime, batch)
-    return original(self, batch, *args, **kwargs)
+    if runtime is None or not batch.reqs:
+        return original(self, batch, *args, **kwargs)
+    for req in batch.reqs:
+        if not hasattr(req, "apar"):
+            _adopt(self, runtime, req)
+    decode = batch.forward_mode.is_decode()
+    if decode:
+        _decide_forks(runtime, batch)
+    _mask_fork_token(runtime, batch)
+    started = time.perf_counter()
+    out = original(self, batch, *args, **kwargs)
+    if decode:  # a CPU step is synchronous; on a GPU with overlap this is the launch time
+        runtime.step_times.observe(len(batch.reqs), time.perf_counter() - started)
+    return out
 
 
 def process_batch_result(original, self, batch, result):
@@ -106,7 +123,7 @@ def abort_request(original, self, recv_req):
                 node.pending.clear()
                 if not node.done and node.req.to_finish is None:
                     node.req.to_finish = FINISH_ABORT()
-    _emit_answers(self, runtime)
+    _send_replies(self, runtime, list(runtime.trees.values()))
     return out
 
 
@@ -115,12 +132,15 @@ def send_abort_output(original, self, abort_req, req):
 
     A branch dropped from the waiting queue is reported through its tree's answer.
     """
-    if getattr(req, "apar", None) is None:
+    runtime: AparRuntime | None = getattr(self, "apar", None)
+    if runtime is None or getattr(req, "apar", None) is None:
         return original(self, abort_req, req)
     from sglang.srt.managers.schedule_batch import FINISH_ABORT
 
     if req.finished_reason is None:
         req.finished_reason = FINISH_ABORT()
+    tree = req.apar.tree
+    runtime.revisit[tree.root.req.rid] = tree
     return None
 
 
@@ -133,7 +153,7 @@ def _adopt(scheduler, runtime: AparRuntime, req) -> None:
     if not _apar_wanted(req):
         return
     try:
-        runtime.start_tree(req, answer_request(scheduler, req))
+        runtime.start_tree(req, reply_request(scheduler, req))
     except Exception as exc:
         logger.exception("apar: could not start the fork tree of request %s", req.rid)
         runtime.trees.pop(req.rid, None)
@@ -165,31 +185,65 @@ def _apar_wanted(req) -> bool:
     )
 
 
-def _mask_fork_token(runtime: AparRuntime, batch) -> None:
-    """Set each row's fork-token logit bias: -inf where the branch may not fork now."""
-    import torch
+def _decide_forks(runtime: AparRuntime, batch) -> None:
+    """Apply the fork policy at this batch's size; count its verdict once per tree."""
+    decision = runtime.decide_forks(len(batch.reqs))
+    seen: set[int] = set()
+    for req in batch.reqs:
+        node = req.apar
+        if node is not None and id(node.tree) not in seen:
+            seen.add(id(node.tree))
+            node.tree.fork_steps[0 if decision.allow else 1] += 1
+            node.tree.fork_decision = decision
 
+
+def _mask_fork_token(runtime: AparRuntime, batch) -> None:
+    """Set each row's fork-token logit bias: -inf where the branch may not fork now.
+
+    The bias tensor is only touched when a row's permission changed: `runtime.bias_written`
+    remembers the tensor last written and its blocked rows (SGLang makes a new tensor when
+    the batch's rows change, so the same tensor means the same rows).
+    """
     info = batch.sampling_info
     if info is None:
         return
-    blocked = [
+    allowed: dict[int, bool] = {}  # the tree-wide part of may_fork, once per tree
+    blocked = tuple(
         i
         for i, req in enumerate(batch.reqs)
-        if req.apar is not None and not req.finished() and not runtime.may_fork(req.apar)
-    ]
+        if req.apar is not None and not req.finished() and not _may_fork(runtime, req, allowed)
+    )
     bias = info.logit_bias
     if bias is None and not blocked:
         return
+    written = runtime.bias_written
+    if written is not None and written[0] is bias and written[1] == blocked:
+        return
+    import torch
+
     fork = runtime.fork_id
-    target = torch.tensor([_own_bias(req, fork) for req in batch.reqs], dtype=torch.float32)
-    target[blocked] = float("-inf")
+    target = [_own_bias(req, fork) for req in batch.reqs]
+    for i in blocked:
+        target[i] = float("-inf")
     if bias is None:
         bias = torch.zeros(len(batch.reqs), info.vocab_size, device=info.device)
-    elif torch.equal(bias[:, fork].cpu().float(), target):
+    elif bias[:, fork].tolist() == target:  # a new tensor: read its column once
+        runtime.bias_written = (bias, blocked)
         return
-    bias = bias.clone()  # an in-flight forward may still read the old tensor
-    bias[:, fork] = target.to(bias.device, bias.dtype)
+    else:
+        bias = bias.clone()  # an in-flight forward may still read the old tensor
+    bias[:, fork] = torch.tensor(target, dtype=bias.dtype).to(bias.device)
     info.logit_bias = bias
+    runtime.bias_written = (bias, blocked)
+
+
+def _may_fork(runtime: AparRuntime, req, allowed: dict[int, bool]) -> bool:
+    node, tree = req.apar, req.apar.tree
+    if node.depth >= tree.limits.max_depth:
+        return False
+    if id(tree) not in allowed:
+        allowed[id(tree)] = runtime.tree_may_fork(tree)
+    return allowed[id(tree)]
 
 
 def _own_bias(req, token: int) -> float:
@@ -198,20 +252,31 @@ def _own_bias(req, token: int) -> float:
 
 
 def _advance_trees(scheduler, runtime: AparRuntime, batch) -> None:
+    """Visit the trees with a branch in this batch, plus those asking for a revisit."""
     stepped = {id(r.apar.tree): r.apar.tree for r in batch.reqs if getattr(r, "apar", None)}
     if batch.forward_mode.is_decode() or batch.forward_mode.is_extend():
         for tree in stepped.values():
             tree.record_step()
-    for tree in list(runtime.trees.values()):
+    for tree in runtime.revisit.values():
+        stepped.setdefault(id(tree), tree)
+    runtime.revisit.clear()
+    visited = []
+    for tree in stepped.values():
+        rid = tree.root.req.rid
+        if runtime.trees.get(rid) is not tree:
+            continue  # answered or failed already
         try:
             _find_forks(runtime, tree)
             for node in list(tree.nodes):
                 _spawn_ready(scheduler, runtime, node)
             _enforce_budget(tree)
+            if tree.pending_forks():
+                runtime.revisit[rid] = tree
+            visited.append(tree)
         except Exception as exc:
-            logger.exception("apar: fork tree of request %s failed", tree.root.req.rid)
+            logger.exception("apar: fork tree of request %s failed", rid)
             fail_tree(scheduler, runtime, tree, f"apar internal error: {exc!r}")
-    _emit_answers(scheduler, runtime)
+    _send_replies(scheduler, runtime, visited)
 
 
 def _find_forks(runtime: AparRuntime, tree: AparTree) -> None:
@@ -266,7 +331,6 @@ def _spawn_child(scheduler, runtime: AparRuntime, node: AparNode, p: int) -> Non
     child.tokenizer = scheduler.tokenizer
     child.logprob_start_len = -1  # what the normal path sets without return_logprob
     runtime.add_node(tree, child, parent=node, fork_pos=p)
-    anpd_worker.inherit_table(parent.rid, child.rid)  # no-op unless ANPD drafts
     scheduler.init_req_max_new_tokens(child)
     error = validate_input_length(
         child, scheduler.max_req_input_len, get_serving().allow_auto_truncate
@@ -300,11 +364,13 @@ def _enforce_budget(tree: AparTree) -> None:
             node.req.to_finish = FINISH_LENGTH(length=len(node.req.output_ids))
 
 
-def _emit_answers(scheduler, runtime: AparRuntime) -> None:
-    for rid, tree in list(runtime.trees.items()):
+def _send_replies(scheduler, runtime: AparRuntime, trees: list[AparTree]) -> None:
+    for tree in trees:
+        rid = tree.root.req.rid
         try:
-            if emit_answer(scheduler, runtime, tree):
+            if send_reply(scheduler, runtime, tree):
                 del runtime.trees[rid]
+                runtime.revisit.pop(rid, None)
         except Exception as exc:
             logger.exception("apar: answer of request %s failed", rid)
             fail_tree(scheduler, runtime, tree, f"apar internal error: {exc!r}")

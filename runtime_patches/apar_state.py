@@ -7,13 +7,15 @@ Attached as `scheduler.apar` (an `AparRuntime`); each request of a tree carries 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from apar_sgl.apar_answer import HeldSpan, StablePrefix, stable_join, unique_kv_tokens
 from apar_sgl.config import AparArgs
+from apar_sgl.fork_policy import ForkDecision, StepTimes, decide
+from apar_sgl.held_kv import HeldSpan, unique_kv_tokens
 from apar_sgl.request_params import parse_custom_params
-from apar_sgl.tree import Branch, tree_stats
+from apar_sgl.tree import Branch, BranchView, JoinCursor, tree_stats
 
 logger = logging.getLogger(__name__)
 
@@ -72,12 +74,31 @@ class AparNode:
             self.final = ids
         return ids
 
+    def view(self, path: str = "") -> BranchView:
+        """This branch as the answer's join cursor reads it; no copy while it runs."""
+        if self.done:
+            final = self.output()
+            return BranchView(final, len(final), True, self.children)
+        ids = self.req.output_ids_through_stop
+        return BranchView(ids, self._stable_len(len(ids)), False, self.children)
+
+    def _keep_from(self) -> int:
+        """Output positions up to the last fork with a child (spawned or pending) are final."""
+        last = self.children[-1].fork_pos if self.children else -1
+        return max([last, *self.pending]) + 1
+
+    def _stable_len(self, length: int) -> int:
+        """A running branch's tokens that no stop string can trim any more."""
+        if self.parent is None:
+            return length
+        held = max((len(s) for s in self.req.sampling_params.stop_strs or ()), default=1) - 1
+        return max(length - held, self._keep_from())
+
     def _child_output(self, ids: list[int]) -> list[int]:
         req = self.req
-        keep_from = max([c.fork_pos for c in self.children] + self.pending, default=-1) + 1
+        keep_from = self._keep_from()
         if not self.done:
-            held = max((len(s) for s in req.sampling_params.stop_strs or ()), default=1) - 1
-            return ids[: max(len(ids) - held, keep_from)]
+            return ids[: self._stable_len(len(ids))]
         if ids and _ended_on_token(req):
             return ids[:-1]
         matched = getattr(req.finished_reason, "matched", None)
@@ -89,10 +110,11 @@ class AparNode:
 
 @dataclass(slots=True)
 class AparTree:
-    """The fork tree of one client request; `answer` is the request the client is sent."""
+    """The fork tree of one client request; `reply` is the request the client is sent."""
 
     root: AparNode = field(init=False)  # set by AparRuntime.start_tree
-    answer: Any
+    joined: JoinCursor = field(init=False)  # the answer's stable prefix; set by start_tree
+    reply: Any  # a Req never scheduled, only streamed: the joined answer under the client's rid
     max_new_tokens: int
     limits: AparLimits
     forks: int = 0  # children spawned so far
@@ -102,6 +124,8 @@ class AparTree:
     aborted: bool = False
     truncated: bool = False  # the answer budget (max_new_tokens) ran out
     nodes: list[AparNode] = field(default_factory=list)  # pre-order of creation
+    fork_steps: list[int] = field(default_factory=lambda: [0, 0])  # policy: [allowed, masked]
+    fork_decision: ForkDecision | None = None  # the policy's last decision for this tree
 
     def live_children(self) -> int:
         return sum(1 for n in self.nodes if n.parent is not None and not n.done)
@@ -116,24 +140,25 @@ class AparTree:
         node = node or self.root
         return Branch(node.output(), [self.branch(c) for c in node.children])
 
-    def stable(self, fork_id: int) -> StablePrefix:
-        branch = self.branch()
-        done_of = {id(b): n.done for n, b in self._pairs(self.root, branch)}
-        prefix = stable_join(branch, fork_id, lambda b: done_of[id(b)])
+    def stable_answer(self) -> tuple[list[int], bool]:
+        """The answer's stable prefix (extended by what is new since the last call; capped at
+        `max_new_tokens` by the caller) and whether it is final."""
+        joined = self.joined.advance()
         if self.aborted or self.truncated:
             # Children that never started contribute nothing: the answer ends before them.
             complete = all(n.done for n in self.nodes)
         else:
-            complete = prefix.complete and not self.pending_forks()
-        return StablePrefix(prefix.items[: self.max_new_tokens], complete)
-
-    def _pairs(self, node: AparNode, branch: Branch[int]):
-        yield node, branch
-        for child, sub in zip(node.children, branch.children, strict=True):
-            yield from self._pairs(child, sub)
+            complete = joined and not self.pending_forks()
+        return self.joined.items, complete
 
     def record_step(self) -> None:
         self.steps += 1
+        root = self.root
+        if len(self.nodes) == 1:  # no fork yet: the root holds its own context
+            if not root.done:
+                held = len(root.req.origin_input_ids) + len(root.req.output_ids)
+                self.peak_kv_tokens = max(self.peak_kv_tokens, held)
+            return
         index = {id(n): i for i, n in enumerate(self.nodes)}
         spans = [
             HeldSpan(
@@ -144,14 +169,14 @@ class AparTree:
             for n in self.nodes
         ]
         held = unique_kv_tokens(
-            len(self.root.req.origin_input_ids), spans, [not n.done for n in self.nodes]
+            len(root.req.origin_input_ids), spans, [not n.done for n in self.nodes]
         )
         self.peak_kv_tokens = max(self.peak_kv_tokens, held)
         self.peak_live_children = max(self.peak_live_children, self.live_children())
 
-    def stats(self, fork_id: int) -> dict[str, Any]:
+    def stats(self, runtime: AparRuntime) -> dict[str, Any]:
         """The `meta_info["apar"]` record of a finished tree."""
-        shape = tree_stats(self.branch(), fork_id, allow_missing=True)
+        shape = tree_stats(self.branch(), runtime.fork_id, allow_missing=True)
         return {
             "branches": shape.branches,
             "max_depth": shape.max_depth,
@@ -163,6 +188,13 @@ class AparTree:
             "branch_cached_tokens": [
                 [len(n.req.origin_input_ids), n.req.cached_tokens] for n in self._preorder()
             ],
+            "fork_policy": {
+                "policy": runtime.args.apar_fork_policy,
+                "allowed_steps": self.fork_steps[0],
+                "masked_steps": self.fork_steps[1],
+                "last": None if self.fork_decision is None else self.fork_decision.as_dict(),
+                "step_ms": runtime.step_times.as_ms(),
+            },
         }
 
     def _preorder(self, node: AparNode | None = None):
@@ -180,6 +212,15 @@ class AparRuntime:
     fork_id: int
     child_id: int
     trees: dict[str, AparTree] = field(default_factory=dict)  # by root rid
+    # Trees to visit next iteration though no branch of theirs runs (children waiting to start,
+    # a branch dropped from the queue); the others are visited only when a branch stepped.
+    revisit: dict[str, AparTree] = field(default_factory=dict)
+    # Called as listener(parent_rid, child_rid) when a child is added, before it is queued
+    # (a speculative worker that keeps per-request state registers here, e.g. ANPD's tables).
+    on_spawn: list[Callable[[str, str], object]] = field(default_factory=list)
+    step_times: StepTimes = field(default_factory=StepTimes)  # decode steps, by batch rows
+    decision: ForkDecision | None = None  # the fork policy at the current decode batch
+    bias_written: tuple[Any, tuple[int, ...]] | None = None  # see apar_fork._mask_fork_token
 
     @classmethod
     def from_tokenizer(cls, args: AparArgs, tokenizer) -> AparRuntime | None:
@@ -199,10 +240,11 @@ class AparRuntime:
             return None
         return cls(args, ids[args.apar_fork_token], ids[args.apar_child_token])
 
-    def start_tree(self, req, answer) -> AparTree:
+    def start_tree(self, req, reply) -> AparTree:
         limits = AparLimits.of(self.args, req.sampling_params.custom_params)
-        tree = AparTree(answer, req.sampling_params.max_new_tokens, limits)
+        tree = AparTree(reply, req.sampling_params.max_new_tokens, limits)
         tree.root = self.add_node(tree, req, parent=None, fork_pos=-1)
+        tree.joined = JoinCursor(tree.root, self.fork_id, AparNode.view)
         self.trees[req.rid] = tree
         return tree
 
@@ -214,16 +256,23 @@ class AparRuntime:
         if parent is not None:
             parent.children.append(node)
             tree.forks += 1
+            for listener in self.on_spawn:
+                listener(parent.req.rid, req.rid)
         return node
 
-    def may_fork(self, node: AparNode) -> bool:
-        """Whether `node` may emit a fork token now (else the token is masked out)."""
-        tree = node.tree
-        limits, pending = tree.limits, tree.pending_forks()
+    def decide_forks(self, rows: int) -> ForkDecision:
+        """The fork policy for a decode batch of `rows` rows (`apar_sgl.fork_policy`)."""
+        self.decision = decide(self.args.apar_fork_policy, rows, self.step_times)
+        return self.decision
+
+    def tree_may_fork(self, tree: AparTree) -> bool:
+        """Whether the branches of `tree` may emit a fork token now (else it is masked out);
+        a branch at the depth limit may not either."""
+        limits = tree.limits
         return (
-            not (tree.aborted or tree.truncated)
-            and node.depth < limits.max_depth
-            and tree.forks + pending < limits.max_branches
+            (self.decision is None or self.decision.allow)
+            and not (tree.aborted or tree.truncated)
+            and tree.forks + tree.pending_forks() < limits.max_branches
             and limits.max_concurrent_children > 0
         )
 

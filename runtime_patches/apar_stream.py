@@ -1,7 +1,7 @@
 """What the client of an APAR request receives: one answer, the in-order join of its tree.
 
 The branches of a tree (root included) never reach the detokenizer themselves. Each tree owns
-an `answer` request: a `Req` that is never scheduled, only streamed, with the client's rid;
+a `reply` request: a `Req` that is never scheduled, only streamed, with the client's rid;
 its `output_ids` are the stable prefix of the join (control tokens removed), so a stream
 only ever grows in final order. It finishes when the whole tree has.
 """
@@ -23,7 +23,7 @@ def stream_output_generation(
     """sglang.srt.managers.scheduler_components.output_streamer.SchedulerOutputStreamer._stream_output_generation
 
     Keeps the branches of APAR trees out of the stream; their answers are sent by
-    `emit_answer`.
+    `send_reply`.
     """
     keep = [r for r in reqs if getattr(r, "apar", None) is None]
     if len(keep) == len(reqs):
@@ -55,11 +55,11 @@ def update_request_meta_info(original, self, meta_info, state, customized_info, 
     return out
 
 
-def answer_request(scheduler, root):
+def reply_request(scheduler, root):
     """The request that carries the joined answer of the tree rooted at `root` to the client."""
     from sglang.srt.managers.schedule_batch import Req
 
-    answer = Req(
+    reply = Req(
         root.rid,
         "",
         root.origin_input_ids,
@@ -70,33 +70,33 @@ def answer_request(scheduler, root):
         vocab_size=scheduler.model_config.vocab_size,
         http_worker_ipc=root.http_worker_ipc,
     )
-    answer.tokenizer = root.tokenizer
-    answer.time_stats = root.time_stats
-    answer.apar = None  # streamed as a plain request
-    return answer
+    reply.tokenizer = root.tokenizer
+    reply.time_stats = root.time_stats
+    reply.apar = None  # streamed as a plain request
+    return reply
 
 
-def emit_answer(scheduler, runtime: AparRuntime, tree: AparTree) -> bool:
-    """Send the tree's newly stable answer tokens; return True once the final answer went out."""
-    prefix = tree.stable(runtime.fork_id)
-    answer, root = tree.answer, tree.root.req
-    new = prefix.items[len(answer.output_ids) :]
-    if not prefix.complete and not (answer.stream and new):
+def send_reply(scheduler, runtime: AparRuntime, tree: AparTree) -> bool:
+    """Send the answer's newly stable tokens; return True once the final reply went out."""
+    items, complete = tree.stable_answer()
+    reply, root = tree.reply, tree.root.req
+    new = items[len(reply.output_ids) : tree.max_new_tokens]
+    if not complete and not (reply.stream and new):
         return False
-    answer.output_ids.extend(new)
-    answer.cached_tokens = root.cached_tokens
-    if prefix.complete:
-        answer.finished_reason = _answer_reason(tree, len(prefix.items))
-        answer.finished_len = len(answer.output_ids)
-        answer.customized_info = {APAR_INFO_KEY: [tree.stats(runtime.fork_id)]}
+    reply.output_ids.extend(new)
+    reply.cached_tokens = root.cached_tokens
+    if complete:
+        reply.finished_reason = _reply_reason(tree, min(len(items), tree.max_new_tokens))
+        reply.finished_len = len(reply.output_ids)
+        reply.customized_info = {APAR_INFO_KEY: [tree.stats(runtime)]}
         # Request-level info goes out with a finished non-stream request or a stream's
         # first chunk only; the client's stream mode lives in the tokenizer manager.
-        answer.stream = False
-    scheduler.output_streamer.stream_output([answer], False)
-    return prefix.complete
+        reply.stream = False
+    scheduler.output_streamer.stream_output([reply], False)
+    return complete
 
 
-def _answer_reason(tree: AparTree, length: int):
+def _reply_reason(tree: AparTree, length: int):
     from sglang.srt.managers.schedule_batch import FINISH_ABORT, FINISH_LENGTH
 
     root_reason = tree.root.req.finished_reason

@@ -42,6 +42,23 @@ register(
 )
 register(
     Mode(
+        "apar-off",
+        "the APAR model with the runtime off per request (apar: false): the model's own "
+        "text, control tokens included, at plain decoding cost",
+        sampling_extra={"custom_params": {"apar": False}},
+        model="apar-smollm2",
+    )
+)
+register(
+    Mode(
+        "apar-always",
+        "the APAR model forking wherever it emits a fork token (--apar-fork-policy always)",
+        engine_kwargs={"apar_fork_policy": "always"},
+        model="apar-smollm2",
+    )
+)
+register(
+    Mode(
         "anpd",
         "our adaptive n-gram drafter alone (ANPD, its defaults: width 8; APAR off)",
         engine_kwargs={"speculative_algorithm": "ANPD", "apar_mode": "off"},

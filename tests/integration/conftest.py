@@ -24,7 +24,10 @@ def apar_engine(apar_model_path):
     previous = os.environ.get("SGLANG_ENABLE_STRICT_MEM_CHECK_DURING_BUSY")
     os.environ["SGLANG_ENABLE_STRICT_MEM_CHECK_DURING_BUSY"] = "1"
     try:
-        engine = apar_sgl.Engine(apar_model_path, dtype="float32", random_seed=0)
+        # The tests pin the trees the model writes; the load-aware policy has its own tests.
+        engine = apar_sgl.Engine(
+            apar_model_path, dtype="float32", random_seed=0, apar_fork_policy="always"
+        )
     finally:
         if previous is None:
             del os.environ["SGLANG_ENABLE_STRICT_MEM_CHECK_DURING_BUSY"]

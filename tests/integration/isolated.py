@@ -41,7 +41,8 @@ def _run(model_path: str, engine_kwargs: dict, jobs: list[Job], results) -> None
     try:
         import apar_sgl
 
-        engine = apar_sgl.Engine(model_path, **engine_kwargs)
+        # Tests pin the trees the model writes; the load-aware fork policy has its own tests.
+        engine = apar_sgl.Engine(model_path, **{"apar_fork_policy": "always", **engine_kwargs})
         try:
             outputs = [_generate(engine, prompt, params) for prompt, params in jobs]
         finally:

@@ -26,6 +26,7 @@ def server(apar_model_path, tmp_path_factory):
     template.write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}")
     proc = ServerProcess(
         ["--model-path", apar_model_path, "--dtype", "float32", "--chat-template", str(template)]
+        + ["--apar-fork-policy", "always"]  # the tests pin the trees the model writes
     )
     yield proc
     proc.stop()

@@ -19,7 +19,8 @@ def faulty_server(apar_model_path, tmp_path_factory):
     template = tmp_path_factory.mktemp("chat") / "verbatim.jinja"
     template.write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}")
     proc = ServerProcess(
-        ["--model-path", apar_model_path, "--dtype", "float32", "--chat-template", str(template)],
+        ["--model-path", apar_model_path, "--dtype", "float32", "--chat-template", str(template)]
+        + ["--apar-fork-policy", "always"],  # every fork reaches the failpoint
         env={"APAR_TEST_FAULT": "spawn"},
     )
     yield proc

@@ -8,7 +8,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apar_sgl.tree import CHILD_TOKEN, FORK_TOKEN, Branch, TreeStats, join, join_text, tree_stats
+from apar_sgl.tree import (
+    CHILD_TOKEN,
+    FORK_TOKEN,
+    Branch,
+    BranchView,
+    JoinCursor,
+    TreeStats,
+    join,
+    join_text,
+    tree_stats,
+)
 
 F = -1  # fork marker in token-id trees
 REPO = Path(__file__).resolve().parents[2]
@@ -131,9 +141,94 @@ def test_join_inverts_any_cutting(case: tuple[list[int], Branch[int]]) -> None:
     assert len(tree.output) <= stats.critical_path <= stats.total_items
 
 
+def _done(*branches: Branch[int]):
+    ids = {id(b) for b in branches}
+    return lambda b: id(b) in ids
+
+
+def _stable(root: Branch[int], done) -> tuple[list[int], bool]:
+    cursor = JoinCursor.over(root, F, done)
+    return cursor.items, cursor.advance()
+
+
+def test_stable_prefix_of_a_complete_tree_is_the_full_join() -> None:
+    kid = Branch([5, 6])
+    root = Branch([1, F, 2], [kid])
+    assert _stable(root, _done(root, kid)) == (join(root, F), True)
+
+
+def test_running_child_stops_the_prefix_after_its_own_tokens() -> None:
+    kid = Branch([5])
+    root = Branch([1, F, 2, 3], [kid])
+    assert _stable(root, _done(root)) == ([1, 5], False)
+
+
+def test_fork_without_child_yet_stops_the_prefix() -> None:
+    root = Branch([1, 2, F, 3])
+    assert _stable(root, _done(root)) == ([1, 2], False)
+    assert _stable(Branch([1, 2]), _done()) == ([1, 2], False)
+
+
+def test_stable_prefix_with_more_children_than_markers_is_an_error() -> None:
+    kids = [Branch([1]), Branch([2])]
+    with pytest.raises(ValueError, match="2 children but only 1 fork markers"):
+        _stable(Branch([F], kids), _done(*kids))
+
+
+class _Growing:
+    """A branch of a tree being decoded: a prefix of its final output, its spawned children."""
+
+    def __init__(self, final: Branch[int]) -> None:
+        self.final, self.output, self.children, self.done = final, [], [], False
+
+    def grow(self) -> None:
+        item = self.final.output[len(self.output)]
+        self.output.append(item)
+        if item == F:
+            self.children.append(_Growing(self.final.children[len(self.children)]))
+
+    def live(self) -> list[_Growing]:
+        own = [] if self.done else [self]
+        return own + [b for c in self.children for b in c.live()]
+
+
+def _reference_stable(branch: _Growing, out: list[int]) -> bool:
+    """The stable prefix walked from scratch (the algorithm before the cursor)."""
+    k = 0
+    for item in branch.output:
+        if item != F:
+            out.append(item)
+            continue
+        if k >= len(branch.children) or not _reference_stable(branch.children[k], out):
+            return False
+        k += 1
+    return branch.done
+
+
+@given(cut_trees(), st.randoms(use_true_random=False), st.integers(1, 3))
+def test_incremental_join_equals_the_full_join_at_every_step(case, rng, per_step) -> None:
+    items, final = case
+    root = _Growing(final)
+    cursor = JoinCursor(
+        root, F, lambda b, path: BranchView(b.output, len(b.output), b.done, b.children)
+    )
+    while live := root.live():
+        for branch in rng.sample(live, min(per_step, len(live))):  # branches of one batch
+            if len(branch.output) < len(branch.final.output):
+                branch.grow()
+            else:
+                branch.done = True
+        complete = cursor.advance()
+        expected: list[int] = []
+        assert complete == _reference_stable(root, expected)
+        assert cursor.items == expected
+    assert cursor.items == join(final, F) == items
+
+
 def test_pure_modules_import_without_sglang_or_torch() -> None:
     code = (
-        "import sys, apar_sgl.tree, apar_sgl.train.convert, apar_sgl.train.prompts; "
+        "import sys, apar_sgl.tree, apar_sgl.held_kv, apar_sgl.fork_policy, "
+        "apar_sgl.train.convert, apar_sgl.train.prompts; "
         "print(sorted(m for m in ('sglang', 'torch') if m in sys.modules))"
     )
     result = subprocess.run(
