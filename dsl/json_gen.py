@@ -90,10 +90,16 @@ def generate_json(
 
 
 def branch_prompt(prefix: str, branch: FieldBranch, seen: list[tuple[FieldBranch, Any]]) -> str:
-    """``prefix``, the values already generated that this branch may see, then its question."""
-    lines = [f"{p.question}{json.dumps(v)}\n" for p, v in seen]
+    """``prefix``, the values this branch may see, its field in words, then a JSON opening.
+
+    The opening (``{"city": ``) puts a small model in the JSON it writes best; the words
+    above it say what the value means.
+    """
+    lines = [f"{p.question}: {json.dumps(v)}\n" for p, v in seen]
     separator = "" if not prefix or prefix[-1].isspace() else "\n"
-    return f"{prefix}{separator}{''.join(lines)}{branch.question}"
+    keys = [p for p in branch.path if isinstance(p, str)]
+    opening = f"{{{json.dumps(keys[-1])}: " + ("[" if isinstance(branch.path[-1], int) else "")
+    return f"{prefix}{separator}{''.join(lines)}{branch.question}:\n{opening}"
 
 
 def leaf_params(bound: LeafBound, expr: GenJson) -> dict[str, Any]:

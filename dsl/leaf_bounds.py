@@ -7,7 +7,8 @@ markup, so :func:`tighten` bounds every leaf before it is generated:
 * **strings** without ``enum``/``const``/``format``/``pattern``: 1 to ``maxLength`` characters
   (:data:`DEFAULT_MAX_STRING_LENGTH` when the schema has none; pydantic's
   ``Field(max_length=...)`` sets it per field, ``gen_json(max_string_length=...)`` for all),
-  first character not whitespace, and none of ``" \\ < > { } [ ]`` or control characters: no
+  first character neither whitespace nor ASCII punctuation (a small model otherwise opens
+  with ``,`` and closes at once), and none of ``" \\ < > { } [ ]`` or control characters: no
   escapes, no markup or template runs (``<br>``, ``{name}``). An explicit ``minLength: 0``
   still allows the empty string. Written as one ``pattern``, since xgrammar ignores
   ``maxLength`` beside a ``pattern`` and SGLang rejects the pair.
@@ -71,7 +72,7 @@ def tighten(
 
 def string_pattern(min_length: int, max_length: int) -> str:
     """The tightened string language: no leading whitespace, no markup or control characters."""
-    first, rest = f"[^\\s{_CLASS}]", f"[^{_CLASS}]"
+    first, rest = f"[^\\s!-/:-@^_`|~{_CLASS}]", f"[^{_CLASS}]"
     body = f"{first}{rest}{{{max(min_length, 1) - 1},{max_length - 1}}}"
     return f"^{body}$" if min_length > 0 else f"^(?:{body})?$"
 

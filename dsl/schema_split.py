@@ -97,7 +97,7 @@ class FieldBranch:
     path: Path
     pointer: str
     schema: dict[str, Any] = field(repr=False, hash=False)
-    question: str  # the field asked for in words, e.g. "The person's home city: "
+    question: str  # the field in words, e.g. "The person's home city (where they live)"
     sequential: bool
     schema_pointer: str = field(repr=False)
 
@@ -285,7 +285,7 @@ class _Splitter:
             raise _fail(where, "fields may not select part of a fixed array")
         prefix, items = schema.get("prefixItems", []), schema.get("items", True)
         children = []
-        for i in range(schema["minItems"]):
+        for i in range(schema.get("minItems", 0)):
             if i < len(prefix):
                 sub, sub_where = prefix[i], f"{where}/prefixItems/{i}"
             elif items is False:
@@ -310,7 +310,7 @@ class _Splitter:
         return path
 
     def _question(self, schema: dict, path: Path, hint: str) -> str:
-        """``The person's home city (where they live): ``: a model answers words, not keys."""
+        """``The person's home city (where they live)``: the field in words, not as a key."""
         words = " ".join(f"#{p + 1}" if isinstance(p, int) else _words(p) for p in path)
         owner = self.root.get("title")
         subject = f"The {_words(owner)}'s {words}" if isinstance(owner, str) else f"The {words}"
@@ -318,7 +318,7 @@ class _Splitter:
         title = schema.get("title")
         if not text and isinstance(title, str) and _norm(title) != _norm(str(path[-1])):
             text = title
-        return f"{subject} ({text}): " if isinstance(text, str) and text else f"{subject}: "
+        return f"{subject} ({text})" if isinstance(text, str) and text else subject
 
     def _resolve(self, schema: Any, where: str) -> tuple[dict, list[tuple[str, Any]]]:
         """Follow $ref chains and one-item allOf, merging sibling keywords into the target."""

@@ -212,7 +212,7 @@ def test_gen_json_stages_follow_the_sequential_rule():
         "Extract:\nThe person's name: \"Ann\"\nThe person's age: 31\n"
         'The person\'s home city: "Oslo"\n'
     )
-    assert zip_prompt.endswith("The person's home zip code: ")
+    assert zip_prompt.endswith('The person\'s home zip code:\n{"zip_code": ')
     assert json.loads(state.text.removeprefix("Extract:\n")) == state["person"].model_dump()
     assert set(state.meta("person")) == {"/name", "/age", "/home/city", "/home/zip_code", "/nick"}
 

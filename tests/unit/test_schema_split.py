@@ -122,12 +122,12 @@ def test_leaf_schemas_are_self_contained():
 
 def test_questions_name_the_field_in_words_and_skip_auto_titles():
     plan = split_schema(Person)
-    assert plan.branch(("name",)).question == "The person's name (Full name): "
+    assert plan.branch(("name",)).question == "The person's name (Full name)"
     assert plan.branch(("home", "street")).question == (
-        "The person's home street (Street and number): "
+        "The person's home street (Street and number)"
     )
-    assert plan.branch(("home", "zip_code")).question == "The person's home zip code: "
-    assert plan.branch(("point", 0)).question == "The person's point #1: "
+    assert plan.branch(("home", "zip_code")).question == "The person's home zip code"
+    assert plan.branch(("point", 0)).question == "The person's point #1"
 
 
 def test_sequential_marks_from_field_option_are_inherited():
@@ -281,7 +281,7 @@ def test_refs_with_siblings_and_single_allof_are_merged():
         "description": "postal code",
     }
     assert plan.branch(("b",)).schema == {"type": "string", "title": "Zip", "maxLength": 5}
-    assert plan.branch(("a",)).question == "The a (postal code): "
+    assert plan.branch(("a",)).question == "The a (postal code)"
 
 
 def test_bundled_defs_rename_colliding_names():
