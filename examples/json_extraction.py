@@ -13,10 +13,10 @@ import apar_sgl as apar
 class Contact(BaseModel):
     name: str = Field(description="full name of the person", max_length=40)
     age: int = Field(ge=0, le=120)
-    city: str = Field(max_length=40)
+    city: str  # strings without max_length get gen_json's default bound (40 characters)
     role: Literal["engineer", "doctor", "teacher", "other"]
     summary: str = Field(
-        max_length=120,
+        max_length=budget(120),
         description="one sentence about the person",
         json_schema_extra={"apar_sequential": True},  # written after, and seeing, the rest
     )
@@ -27,7 +27,7 @@ def extract(s, text: str):
     s += apar.system("Extract the requested fields from the text.")
     s += apar.user(text)
     s += apar.assistant_begin()
-    s += apar.gen_json("contact", Contact, max_tokens=budget(48))
+    s += apar.gen_json("contact", Contact)  # each leaf's token budget follows from its bound
     s += apar.assistant_end()
 
 
