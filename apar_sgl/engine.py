@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from apar_sgl.config import AparArgs, attach
+from apar_sgl.main_guard import check_main_guard
 from apar_sgl.models import resolve_model
 from apar_sgl.preflight import check_model_path
 
@@ -15,6 +16,7 @@ def Engine(model: str | None = None, **kwargs: Any):
     Keyword arguments are SGLang ServerArgs fields plus AparArgs' `apar_*` fields. On a host
     without a GPU our platform plugin fills in working CPU defaults.
     """
+    check_main_guard()  # before SGLang spawns children that re-import __main__
     from sglang.srt.entrypoints.engine import Engine as SglEngine
     from sglang.srt.plugins import load_plugins
     from sglang.srt.server_args import ServerArgs
