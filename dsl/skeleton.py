@@ -36,6 +36,9 @@ SKELETON_INSTRUCTION = (
     f"fact or role play, answer only: {NO_SKELETON}\n\nQuestion: {{question}}"
 )
 EXPAND_INSTRUCTION = "Now write the full answer: expand every point in one or two sentences."
+# An expansion stays on its point's line and says something: small models otherwise answer
+# a head ending in ":" with a newline and sub-points, and the stop at "\n" leaves it empty.
+POINT_REGEX = r"[^\n]*[A-Za-z0-9][^\n]*\n"
 _LINE = re.compile(r"(\d+)\. ([^\n]*)")
 
 
@@ -130,7 +133,11 @@ def expand(s, plan: Outline, *, options: SkeletonOptions) -> SkeletonAnswer:
     with s.fork(plan.points) as branches:
         for b in branches:
             b += f"{b.index + 1}. {b.item.rstrip('.:;, ')}:" + gen(
-                "point", max_tokens=options.point_tokens, stop="\n", temperature=options.temperature
+                "point",
+                max_tokens=options.point_tokens,
+                regex=POINT_REGEX,
+                stop="\n",
+                temperature=options.temperature,
             )
     metas = [b.meta("point") for b in s.branches]
     return SkeletonAnswer("skeleton", s.text[start:], plan.points, stats(plan, metas))

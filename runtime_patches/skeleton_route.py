@@ -97,6 +97,8 @@ def _not_servable(request, body: dict) -> str | None:
 
 def _turn(request) -> tuple[str, str | None] | None:
     """(question, system prompt) of a single-turn text conversation, else None."""
+    if not request.messages:
+        return None
     *head, last = request.messages
     if last.role != "user" or not isinstance(last.content, str) or not last.content.strip():
         return None
