@@ -25,7 +25,7 @@ from apar_sgl.bench.report import (
     summarize,
 )
 from apar_sgl.bench.runner import run_mode
-from apar_sgl.bench.workload import REWRITE_INSTRUCTION, chat_prompts, vicuna_questions
+from apar_sgl.bench.workload import WORKLOADS, chat_prompts, workload_questions
 from apar_sgl.models import DEFAULT_MODEL, resolve_model
 
 
@@ -34,11 +34,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", default=DEFAULT_MODEL, help="model name, HF folder or id")
     parser.add_argument(
         "--workload",
-        choices=("vicuna", "rewrite", "parallel-json"),
+        choices=(*WORKLOADS, "parallel-json"),
         default="vicuna",
         help="vicuna: answers per mode; rewrite: the same questions, each to be written out "
-        "again corrected (answers that copy the prompt); parallel-json: serial vs "
-        "field-parallel JSON (ignores --modes, --limit, --concurrency)",
+        "again corrected (answers that copy the prompt); code: complete standard-library "
+        "functions from their signature and docstring; copy: summarise standard-library "
+        "module docs in their own words; parallel-json: serial vs field-parallel JSON "
+        "(ignores --modes, --limit, --concurrency)",
     )
     parser.add_argument(
         "--modes",
@@ -65,7 +67,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--concurrency", default="1", help="comma-separated request concurrencies, e.g. 1,8"
     )
     parser.add_argument(
-        "--dtype", default="float32", help="model dtype; identity claims need one dtype"
+        "--dtype",
+        default="auto",
+        help="model dtype (auto: the server's default, bfloat16 on CPU); identity claims "
+        "need one dtype",
     )
     parser.add_argument("--out", type=Path, default=None, help="output folder (runs/bench-*)")
     args = parser.parse_args(argv)
@@ -97,11 +102,10 @@ def _answers(args: argparse.Namespace, out: Path) -> str:
     trials = args.repeats or 1
     modes = [MODES[name] for name in args.modes.split(",")]
     concurrencies = [int(c) for c in args.concurrency.split(",")]
-    questions = vicuna_questions(args.limit)
+    questions, instruction = workload_questions(args.workload, args.limit)
     ids = [q.question_id for q in questions]
     models = {mode.name: mode.model or args.model for mode in modes}
     paths = {name: resolve_model(model) for name, model in models.items()}
-    instruction = REWRITE_INSTRUCTION if args.workload == "rewrite" else None
     prompts = {name: chat_prompts(path, questions, instruction) for name, path in paths.items()}
     runs = []
     # Modes compared at one concurrency run back to back, trial after trial: this machine's
@@ -135,7 +139,9 @@ def _answers(args: argparse.Namespace, out: Path) -> str:
             "questions": len(questions),
             "max_tokens": max_tokens,
             "trials": trials,
-            "dtype": args.dtype,
+            "dtype": sorted({run.dtype for run in runs}),
+            "baseline": "ar: plain decoding, server defaults, dtype "
+            + "/".join(sorted({run.dtype for run in runs if run.mode == "ar"})),
         },
     )
     records = [

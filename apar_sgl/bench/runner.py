@@ -35,6 +35,7 @@ class ModeRun:
     results: list[RequestResult]
     drafter: dict[str, Any] | None = None  # ANPD's counters and step times for the run, if any
     trial: int = 0  # which of the interleaved repeats (`--repeats`) this run belongs to
+    dtype: str = "?"  # the dtype the engine resolved (`--dtype auto`: the server's default)
 
 
 def peak_kv_tokens(meta: dict[str, Any]) -> int:
@@ -100,5 +101,7 @@ def run_mode(
     started = time.perf_counter()
     engine.loop.run_until_complete(all_requests())  # the loop SGLang's Engine runs on
     wall = time.perf_counter() - started
-    drafter = engine.get_server_info()["internal_states"][0].get("anpd")
-    return ModeRun(mode.name, model, concurrency, wall, list(results), drafter, trial)
+    info = engine.get_server_info()
+    drafter = info["internal_states"][0].get("anpd")
+    dtype = str(info.get("dtype", "?"))
+    return ModeRun(mode.name, model, concurrency, wall, list(results), drafter, trial, dtype)
