@@ -19,6 +19,7 @@ EXPECTED = {
     "batch.py": ["Great coffee", "Broke after two days"],
     "streaming.py": ["[title]", "[fork0[1].part]", "title:"],
     "openai_client.py": ["openai:", "dsl over HTTP:"],
+    "skeleton.py": ["[route: ", "critical path"],
 }
 
 
