@@ -86,7 +86,12 @@ def chat_text(tokenizer, prompt: Prompt) -> str:
 
 
 def generate(
-    prompts: list[Prompt], model: str, max_new_tokens: int, concurrency: int, dtype: str
+    prompts: list[Prompt],
+    model: str,
+    max_new_tokens: int,
+    concurrency: int,
+    dtype: str,
+    max_total_tokens: int | None = None,
 ) -> Iterator[CorpusRecord]:
     """Greedy answers from one engine, ``concurrency`` requests in flight, in finish order."""
     from tqdm import tqdm
@@ -98,7 +103,8 @@ def generate(
     path = resolve_model(model)
     tokenizer = AutoTokenizer.from_pretrained(path)
     sampling = {"temperature": 0.0, "max_new_tokens": max_new_tokens}
-    engine = apar_sgl.Engine(path, dtype=dtype, random_seed=0)
+    kv = {"max_total_tokens": max_total_tokens} if max_total_tokens else {}
+    engine = apar_sgl.Engine(path, dtype=dtype, random_seed=0, **kv)
     done: asyncio.Queue[CorpusRecord] = asyncio.Queue()
     gate = asyncio.Semaphore(concurrency)
 
@@ -136,6 +142,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
     parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument(
+        "--max-total-tokens", type=int, default=8192, help="KV pool size (less memory)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="order of the prompts")
     parser.add_argument("--limit", type=int, default=None, help="first N prompts only")
     return parser.parse_args(argv)
@@ -150,7 +159,14 @@ def main(argv: list[str] | None = None) -> Path:
     count = capped = tokens = 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "a", encoding="utf-8") as out:
-        answers = generate(prompts, args.model, args.max_new_tokens, args.concurrency, args.dtype)
+        answers = generate(
+            prompts,
+            args.model,
+            args.max_new_tokens,
+            args.concurrency,
+            args.dtype,
+            args.max_total_tokens,
+        )
         for record in answers if prompts else ():
             out.write(json.dumps(record._asdict(), ensure_ascii=False) + "\n")
             out.flush()  # a killed run loses at most the answers in flight

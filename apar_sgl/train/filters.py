@@ -26,7 +26,14 @@ DegenerateReason = Literal[
 _ITEM = re.compile(r"^[ \t]*(?:\d{1,3}[.)]|[-*\u2022])(?:[ \t]+(.*))?$")
 _WORD = re.compile(r"[a-z0-9']+")
 # Phrases of the teacher's system prompts that a well-behaved answer never repeats.
-_ECHOES = ("heading:", "topic sentence", "one or two sentences of detail", "as an ai")
+_ECHOES = (
+    "heading:",
+    "topic sentence",
+    "sentences that explain it",
+    "so nothing is missing later",  # the points prompt's example
+    "build on it once it feels natural",
+    "as an ai",
+)
 
 MIN_LINE_WORDS = 4  # shorter lines ("Conclusion:") may repeat legitimately
 NGRAM = 4

@@ -22,9 +22,11 @@ Style = Literal["points", "paragraphs", "short"]
 
 SYSTEM_PROMPTS: dict[str, str] = {
     "points": (
-        "You are a helpful assistant. Start with one short sentence, then answer with a "
-        "numbered list of 4 or 5 points. Each point has the form '1. Heading: one or two "
-        "sentences of detail.' Keep the points about the same length and stop after the list."
+        "You are a helpful assistant. Answer with one short opening sentence, then a numbered "
+        "list of 4 or 5 points, then stop. Write every point as a short heading, a colon and "
+        "one or two sentences that explain it, for example:\n"
+        "1. Plan ahead: Decide what you need before you begin, so nothing is missing later.\n"
+        "2. Start small: Begin with one easy step and build on it once it feels natural."
     ),
     "paragraphs": (
         "You are a helpful assistant. Answer in 3 or 4 short paragraphs separated by blank "
