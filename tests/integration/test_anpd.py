@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tests.integration.isolated import INTERNAL_STATE, generate_isolated
+from tests.integration.smollm2_prompts import smollm2_jobs
 from tests.support.apar_fixture import LIST_ANSWER, LIST_PROMPT, PLAN_ANSWER, PLAN_PROMPT
 
 PROMPTS = [
@@ -195,3 +196,24 @@ def test_anpd_is_registered_with_sglang():
     algo = SpeculativeAlgorithm.from_string("anpd")
     assert algo.name == "ANPD"
     assert algo.is_ngram() and not algo.has_draft_kv()
+
+
+# SmolLM2 in bfloat16, the server's default: the model and dtype users run. Its 30 layers and
+# real shapes are where verify-shape dependent rounding would flip greedy tokens (issue 21).
+@pytest.fixture(scope="module")
+def smollm2_plain_and_anpd():
+    path, jobs = smollm2_jobs()
+    args = {"dtype": "bfloat16", "random_seed": 0, "apar_mode": "off"}
+    plain = generate_isolated(path, args, jobs)
+    return plain, generate_isolated(path, {**args, **ANPD_ARGS}, jobs)
+
+
+def test_anpd_on_smollm2_in_bfloat16_matches_plain_greedy_alone_and_batched(
+    smollm2_plain_and_anpd,
+):
+    plain, anpd = smollm2_plain_and_anpd
+    assert _ids(anpd[1:]) == _ids(plain[1:])
+    assert _ids(anpd[0]) == _ids(plain[0])
+    # the first token comes from prefill; fewer steps than the rest: drafts were accepted
+    steps = sum(o["meta_info"]["spec_verify_ct"] for o in anpd[1:])
+    assert steps < sum(len(o["output_ids"]) - 1 for o in anpd[1:])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.isolated import generate_isolated
+from tests.integration.smollm2_prompts import smollm2_jobs
 
 PROMPTS = [
     "one two three four five six",
@@ -47,3 +48,18 @@ def test_unknown_speculative_algorithm_fails_clearly(tiny_model_path):
 
     with pytest.raises(ValueError, match="Unknown speculative algorithm name: NOSUCHALGO"):
         apar_sgl.Engine(tiny_model_path, dtype="float32", speculative_algorithm="NOSUCHALGO")
+
+
+def test_ngram_on_smollm2_in_bfloat16_matches_plain_greedy_alone_and_batched():
+    """The server's default dtype on the model users run (issue 21), NGRAM at 8 verify tokens."""
+    path, jobs = smollm2_jobs()
+    args = {"dtype": "bfloat16", "random_seed": 0, "apar_mode": "off"}
+    plain = generate_isolated(path, args, jobs)
+    ngram = generate_isolated(
+        path, {**args, "speculative_algorithm": "NGRAM", "speculative_num_draft_tokens": 8}, jobs
+    )
+    ids = [
+        [o["output_ids"] for o in out[0]] + [o["output_ids"] for o in out[1:]]
+        for out in (plain, ngram)
+    ]
+    assert ids[1] == ids[0]

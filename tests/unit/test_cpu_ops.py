@@ -419,3 +419,21 @@ def test_linear_row_does_not_depend_on_the_rows_beside_it(shape):
     alone = torch.cat([cpu_ops.linear(row[None], weight) for row in x])
     for rows in range(2, cpu_ops.ROW_EXACT_ROWS + 1):
         assert torch.equal(cpu_ops.linear(x[:rows], weight), alone[:rows]), rows
+
+
+# SmolLM2's qkv, o, gate_up, down and LM head. In bfloat16 SGLang's own F.linear (and the LM
+# head's matmul) run on the decode and verify path; greedy speculative decoding is lossless
+# only if a row's result does not depend on how many rows share the call (a c=1 verify is up
+# to 8 rows, a c=16 decode 16).
+SMOLLM2_SHAPES = [(960, 576), (576, 576), (3072, 576), (576, 1536), (49152, 576)]
+
+
+@pytest.mark.parametrize("shape", SMOLLM2_SHAPES)
+def test_bf16_linear_row_does_not_depend_on_the_rows_beside_it(shape):
+    g = _gen(shape[1])
+    weight = torch.randn(*shape, generator=g).bfloat16()
+    x = torch.randn(16, shape[1], generator=g).bfloat16()
+    for product in (torch.nn.functional.linear, lambda a, w: torch.matmul(a, w.T)):
+        alone = torch.cat([product(row[None], weight) for row in x])
+        for rows in range(2, 17):
+            assert torch.equal(product(x[:rows], weight), alone[:rows]), rows
