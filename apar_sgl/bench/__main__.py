@@ -15,7 +15,8 @@ import json
 import time
 from pathlib import Path
 
-from apar_sgl.bench.modes import MODES
+from apar_sgl.bench.endpoint import Endpoint
+from apar_sgl.bench.modes import MODES, Mode
 from apar_sgl.bench.parallel_json import run_parallel_json_bench
 from apar_sgl.bench.report import (
     environment,
@@ -73,10 +74,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "need one dtype",
     )
     parser.add_argument("--out", type=Path, default=None, help="output folder (runs/bench-*)")
+    parser.add_argument(
+        "--url",
+        action="append",
+        default=[],
+        metavar="[NAME=]URL",
+        help="drive a running server (ours or plain SGLang's) instead of starting engines; "
+        "repeat for several, NAME labels each row (default: endpoint), a server named ar is "
+        "the reference for the ratios; --modes, --model and --dtype do not apply",
+    )
+    parser.add_argument("--plot", action="store_true", help="also write plot.png (matplotlib)")
     args = parser.parse_args(argv)
     unknown = [m for m in args.modes.split(",") if m not in MODES]
     if unknown:
         parser.error(f"unknown mode(s) {unknown}; choose from {list(MODES)}")
+    if args.workload == "parallel-json" and (args.url or args.plot):
+        parser.error("--url and --plot apply to the answer workloads, not parallel-json")
     if args.repeats is not None and args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
     return args
@@ -91,7 +104,9 @@ def main(argv: list[str] | None = None) -> Path:
     else:
         md = _answers(args, out)
     print(md)
-    print(f"wrote {out}/results.jsonl, summary.json, summary.md")
+    print(
+        f"wrote {out}/results.jsonl, summary.json, summary.md" + (", plot.png" if args.plot else "")
+    )
     return out
 
 
@@ -100,12 +115,17 @@ def _answers(args: argparse.Namespace, out: Path) -> str:
 
     max_tokens = args.max_tokens or 256
     trials = args.repeats or 1
-    modes = [MODES[name] for name in args.modes.split(",")]
+    endpoints = dict(_endpoint(spec) for spec in args.url)
+    modes = [Mode(name, f"the server at {e.url}") for name, e in endpoints.items()] or [
+        MODES[name] for name in args.modes.split(",")
+    ]
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     questions, instruction = workload_questions(args.workload, args.limit)
     ids = [q.question_id for q in questions]
     models = {mode.name: mode.model or args.model for mode in modes}
-    paths = {name: resolve_model(model) for name, model in models.items()}
+    models |= {name: e.model_path for name, e in endpoints.items()}
+    paths = {name: resolve_model(model) for name, model in models.items() if name not in endpoints}
+    paths |= {name: e.tokenizer_path for name, e in endpoints.items()}
     prompts = {name: chat_prompts(path, questions, instruction) for name, path in paths.items()}
     runs = []
     # Modes compared at one concurrency run back to back, trial after trial: this machine's
@@ -113,7 +133,7 @@ def _answers(args: argparse.Namespace, out: Path) -> str:
     for concurrency, trial, mode in itertools.product(concurrencies, range(trials), modes):
         # A fresh engine per run: a warm radix cache or a cross-request n-gram corpus
         # (SGLang's NGRAM) would otherwise replay the answers of the previous run.
-        engine = apar_sgl.Engine(
+        engine = endpoints.get(mode.name) or apar_sgl.Engine(
             paths[mode.name], dtype=args.dtype, random_seed=0, **mode.engine_kwargs
         )
         try:
@@ -148,6 +168,10 @@ def _answers(args: argparse.Namespace, out: Path) -> str:
         dataclasses.asdict(result) | {"trial": run.trial} for run in runs for result in run.results
     ]
     spread = [s._asdict() for s in speedup_spread(rows)] if trials > 1 else None
+    if args.plot:
+        from apar_sgl.bench.plot import plot_summary
+
+        plot_summary(rows, out / "plot.png", f"{args.workload}, {len(questions)} questions")
     return _write(out, records, rows, env, markdown(rows, env), speedup_spread=spread)
 
 
@@ -201,3 +225,9 @@ def _row_dict(row) -> dict:
 
 if __name__ == "__main__":
     main()
+
+
+def _endpoint(spec: str) -> tuple[str, Endpoint]:
+    """`NAME=URL` or `URL` (named endpoint) for --url."""
+    name, _, url = spec.partition("=") if "=" in spec.split("://")[0] else ("", "", spec)
+    return name or "endpoint", Endpoint(url)
