@@ -12,6 +12,7 @@ import pytest
 import requests
 from apar_sgl.dsl.backend import EngineBackend, HttpBackend, Request
 from apar_sgl.dsl.skeleton import (
+    POINT_REGEX,
     SkeletonOptions,
     expand,
     outline,
@@ -68,8 +69,7 @@ def test_joined_answer_equals_branches_run_one_by_one(answers, backend):
     serial = []
     for b in state.branches:
         prompt = b.text[: len(b.text) - len(b["point"])]
-        params = {"max_new_tokens": 8, "temperature": 0.0, "stop": ["\n"]}
-        params["custom_params"] = {"apar": False}
+        params = apar.gen("point", max_tokens=8, regex=POINT_REGEX, stop="\n").params
         [completion] = backend.generate([Request(prompt, params)])
         serial.append(completion.text)
     assert serial == [b["point"] for b in state.branches]
