@@ -30,6 +30,9 @@ APAR = (
     ["--model", "apar-smollm2", "--speculative-algorithm", "ANPD"],
 )
 COLUMN = 48
+# The KV pool is capped in tokens on CPU; a large share keeps SGLang's start-up check from
+# counting what the other server (or another job) allocates meanwhile as our weights.
+SERVER_ARGS = ["--log-level", "warning", "--mem-fraction-static", "0.8"]
 
 
 class Contact(BaseModel):
@@ -86,9 +89,7 @@ def _start_servers() -> tuple[ServerProcess, ServerProcess]:
     print("starting two servers (default bfloat16; first run converts the models once) ...")
     with concurrent.futures.ThreadPoolExecutor(len(configs)) as pool:
         futures = {
-            pool.submit(ServerProcess, ["--log-level", "warning", *args], timeout_s=1800): (
-                f"{model} ({what})"
-            )
+            pool.submit(ServerProcess, [*SERVER_ARGS, *args], timeout_s=1800): (f"{model} ({what})")
             for what, model, args in configs
         }
         try:
