@@ -133,9 +133,12 @@ def _answers(args: argparse.Namespace, out: Path) -> str:
     for concurrency, trial, mode in itertools.product(concurrencies, range(trials), modes):
         # A fresh engine per run: a warm radix cache or a cross-request n-gram corpus
         # (SGLang's NGRAM) would otherwise replay the answers of the previous run.
-        engine = endpoints.get(mode.name) or apar_sgl.Engine(
-            paths[mode.name], dtype=args.dtype, random_seed=0, **mode.engine_kwargs
-        )
+        if mode.name in endpoints:
+            engine = endpoints[mode.name].flushed()  # the endpoint's own fresh start
+        else:
+            engine = apar_sgl.Engine(
+                paths[mode.name], dtype=args.dtype, random_seed=0, **mode.engine_kwargs
+            )
         try:
             runs.append(
                 run_mode(

@@ -33,6 +33,13 @@ class Endpoint:
         body = {"text": prompt, "sampling_params": sampling}
         return await asyncio.to_thread(self._post, "/generate", body)
 
+    def flushed(self) -> Endpoint:
+        """This endpoint with SGLang's radix cache flushed: no run reuses an earlier run's KV."""
+        res = requests.post(self.url + "/flush_cache", timeout=60)
+        if res.status_code != 200:
+            logger.warning("%s did not flush its cache: %s", self.url, res.text[:200])
+        return self
+
     def get_server_info(self) -> dict[str, Any]:
         return self._get("/get_server_info")
 
