@@ -25,7 +25,10 @@ import requests
 KINDS = ("plain", "stream", "fork", "closed-stream", "json")
 JSON_SCHEMA = {
     "type": "object",
-    "properties": {"title": {"type": "string", "maxLength": 40}, "year": {"type": "integer"}},
+    "properties": {
+        "title": {"type": "string", "maxLength": 8},
+        "year": {"type": "integer", "minimum": 1900, "maximum": 2100},
+    },
     "required": ["title", "year"],
 }
 
@@ -130,7 +133,7 @@ def _chat_body(prompt: str, max_tokens: int, **extra) -> dict:
 
 
 def _status(reply: requests.Response) -> str | None:
-    return None if reply.status_code == 200 else f"http {reply.status_code}"
+    return None if reply.status_code == 200 else f"http {reply.status_code}: {reply.text[:160]}"
 
 
 def _plain(url, prompt, max_tokens, timeout_s):
