@@ -48,10 +48,9 @@ def day_plan(s, city: str, parts: list[str]):
     s += apar.assistant_begin()
     with apar.fork(parts) as branches:  # one batch; every branch reuses the cached prompt
         for b in branches:
-            # No trailing space: after "Morning: " this model's next token is a newline.
-            b += f"{b.index + 1}. {b.item.capitalize()}:" + apar.gen(
-                "plan", max_tokens=40, stop="\n"
-            )
+            # "- Item:" heads: after "Item: " (trailing space) or "2. Item:" (no item 1
+            # before it) this model writes a newline or repeats the list.
+            b += f"- {b.item.capitalize()}:" + apar.gen("plan", max_tokens=40, stop="\n")
     s += "\nIn short:" + apar.gen("summary", max_tokens=40, stop="\n")  # sees all branches
     s += apar.assistant_end()
 
