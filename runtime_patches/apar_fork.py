@@ -335,6 +335,8 @@ def _spawn_child(scheduler, runtime: AparRuntime, node: AparNode, p: int) -> Non
     error = validate_input_length(
         child, scheduler.max_req_input_len, get_serving().allow_auto_truncate
     )
+    if env.test_fault() == "reject":
+        error = "child rejected by APAR_TEST_FAULT=reject"
     if error:
         logger.warning("APAR child %s rejected: %s", child.rid, error)
         child.set_finish_with_abort(error)

@@ -104,4 +104,13 @@ def _reply_reason(tree: AparTree, length: int):
         return root_reason if isinstance(root_reason, FINISH_ABORT) else FINISH_ABORT()
     if tree.truncated and length >= tree.max_new_tokens:
         return FINISH_LENGTH(length=tree.max_new_tokens)
-    return root_reason
+    # A child SGLang rejected or aborted leaves a hole in the answer: say so, don't hide it.
+    child_abort = next(
+        (
+            n.req.finished_reason
+            for n in tree.nodes
+            if n.parent is not None and isinstance(n.req.finished_reason, FINISH_ABORT)
+        ),
+        None,
+    )
+    return child_abort or root_reason

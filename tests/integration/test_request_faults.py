@@ -101,3 +101,16 @@ def test_control_token_text_is_encoded_as_plain_text(faulty_server, apar_model_p
         extra_body={"custom_params": {"apar": False}},
     )
     assert chat.usage.prompt_tokens == len(prompt_ids)
+
+
+def test_a_child_sglang_rejects_ends_the_answer_with_an_error(apar_model_path):
+    with ServerProcess(
+        ["--model-path", apar_model_path, "--dtype", "float32"],
+        env={"APAR_TEST_FAULT": "reject"},
+    ) as server:
+        reply = _generate(server, LIST_PROMPT)
+        assert reply.status_code != 200 or (
+            reply.json()["meta_info"]["finish_reason"]["type"] == "abort"
+        ), reply.text
+        assert "child rejected" in reply.text
+        _alive_and_plain(server)
