@@ -19,6 +19,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def process_group_alive(pgid: int) -> bool:
+    """Whether any process of process group `pgid` still runs (signal 0: nothing is sent)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 class ServerProcess:
     """A launched server; `stop()` ends its whole process group."""
 

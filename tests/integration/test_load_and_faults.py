@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from apar_sgl.bench.load import KINDS, idle_counters, run_load
-from apar_sgl.server_process import ServerProcess
+from apar_sgl.server_process import ServerProcess, process_group_alive
 from tests.support.apar_fixture import LIST_PROMPT, PLAN_PROMPT
 
 PROMPTS = [LIST_PROMPT, PLAN_PROMPT]
@@ -147,21 +147,13 @@ def test_sigterm_during_work_exits_cleanly_with_no_process_left(apar_model_path)
         os.kill(proc.proc.pid, signal.SIGTERM)  # the launcher only, as a supervisor would
         proc.proc.wait(60)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and _group_alive(proc.proc.pid):
+        while time.monotonic() < deadline and process_group_alive(proc.proc.pid):
             time.sleep(0.5)
-        assert not _group_alive(proc.proc.pid), "processes of the server outlived it"
+        assert not process_group_alive(proc.proc.pid), "processes of the server outlived it"
         for thread in senders:
             thread.join(60)
     finally:
         proc.stop()
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _swallow(call) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from apar_sgl.server_process import free_port
+from apar_sgl.server_process import free_port, process_group_alive
 from tests.support.apar_fixture import LIST_ANSWER, LIST_PROMPT, PLAN_ANSWER, PLAN_PROMPT
 
 GREEDY = {"temperature": 0, "max_new_tokens": 64}
@@ -256,14 +256,6 @@ def test_sigterm_stops_the_router_and_every_worker(cluster):
     assert cluster.proc.wait(timeout=90) == 0
     groups = [cluster.proc.pid, *(w.pid for w in cluster.workers)]  # launcher+router, workers
     deadline = time.monotonic() + 30  # a group's last children exit just after its leader
-    while live := [g for g in groups if _group_alive(g)]:
+    while live := [g for g in groups if process_group_alive(g)]:
         assert time.monotonic() < deadline, f"process groups still alive: {live}"
         time.sleep(1)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
