@@ -26,6 +26,8 @@ BASE = [
     "ANPD",
     "--speculative-num-draft-tokens",
     str(DRAFT),
+    "--apar-fork-policy",
+    "always",  # the fixture model's trees, not the measured-cost policy, are under test
 ]
 
 
