@@ -118,11 +118,18 @@ def unquantized_linear(original, self, layer, x, bias=None):
     """sglang.srt.layers.quantization.unquant.UnquantizedLinearMethod.apply
 
     Float32 inputs of up to `_GEMM_MAX_ROWS` rows (decode and verify batches, short prefills)
-    run as `cpu_ops.linear`; other dtypes and longer prefills keep SGLang's code.
+    run as `cpu_ops.linear`. Bfloat16 inputs run in blocks of `BF16_ROW_EXACT_ROWS` rows, so
+    a row's result never depends on the rows beside it (a decode row batched with another
+    request's prefill, a wide verify); other inputs keep SGLang's code.
     """
-    if getattr(layer, "use_intel_amx_backend", False) or not _float32_batch(x, layer.weight):
+    if getattr(layer, "use_intel_amx_backend", False):
         return original(self, layer, x, bias)
-    return cpu_ops.linear(x, layer.weight, bias)
+    if _float32_batch(x, layer.weight):
+        return cpu_ops.linear(x, layer.weight, bias)
+    if x.dim() == 2 and x.dtype == torch.bfloat16 and x.shape[0] > BF16_ROW_EXACT_ROWS:
+        blocks = x.split(BF16_ROW_EXACT_ROWS)
+        return torch.cat([original(self, layer, block, bias) for block in blocks])
+    return original(self, layer, x, bias)
 
 
 def compute_lm_head(original, self, hidden_states, lm_head, embedding_bias=None, *, out=None):
@@ -146,6 +153,11 @@ def compute_lm_head(original, self, hidden_states, lm_head, embedding_bias=None,
     if not plain:
         return original(self, hidden_states, lm_head, embedding_bias, out=out)
     return cpu_ops.linear(hidden_states, weight)
+
+
+# Measured on SmolLM2's shapes (tests/unit/test_cpu_ops.py): a bfloat16 matmul of up to 32 rows
+# gives each row exactly its 1-row result; from 33 rows on the last bit can differ.
+BF16_ROW_EXACT_ROWS = 32
 
 
 def _float32_batch(x: torch.Tensor, weight: torch.Tensor) -> bool:

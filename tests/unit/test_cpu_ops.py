@@ -437,3 +437,22 @@ def test_bf16_linear_row_does_not_depend_on_the_rows_beside_it(shape):
         alone = torch.cat([product(row[None], weight) for row in x])
         for rows in range(2, 17):
             assert torch.equal(product(x[:rows], weight), alone[:rows]), rows
+
+
+def test_bf16_linear_hook_makes_every_row_its_one_row_result_at_any_batch_size():
+    """A decode row batched with a prefill (> 32 rows) still gets its 1-row bfloat16 result."""
+    from types import SimpleNamespace
+
+    import torch.nn.functional as F
+    from apar_sgl.runtime_patches.cpu_hooks import BF16_ROW_EXACT_ROWS, unquantized_linear
+
+    torch.manual_seed(0)
+    layer = SimpleNamespace(weight=torch.randn(960, 576).to(torch.bfloat16))
+    x = torch.randn(3 * BF16_ROW_EXACT_ROWS + 5, 576).to(torch.bfloat16)
+
+    def original(self, layer, x, bias):
+        return F.linear(x, layer.weight, bias)
+
+    batched = unquantized_linear(original, None, layer, x, None)
+    for i in range(x.shape[0]):
+        assert torch.equal(batched[i], F.linear(x[i : i + 1], layer.weight)[0]), i
