@@ -15,7 +15,7 @@ QUESTIONS = [
 if __name__ == "__main__":
     for question in QUESTIONS:
         state = apar.skeleton(
-            question, max_points=5, point_tokens=budget(48), max_tokens=budget(128)
+            question, max_points=4, point_tokens=budget(40), max_tokens=budget(128)
         )
         answer = state.ret
         print(f"Q: {question}\n[route: {answer.route}, points: {list(answer.points)}]")
