@@ -22,7 +22,7 @@ def Engine(model: str | None = None, **kwargs: Any):
     from sglang.srt.server_args import ServerArgs
 
     from apar_sgl.runtime_patches import check_hooks_applied
-    from apar_sgl.runtime_patches.platform import cpu_platform_wanted
+    from apar_sgl.runtime_patches.cpu.platform import cpu_platform_wanted
 
     load_plugins()
     check_hooks_applied()

@@ -34,7 +34,7 @@ def prepare_server_args(argv: list[str]):
     """Parse argv into SGLang's ServerArgs carrying our AparArgs; raise PreflightError early."""
     from sglang.srt.server_args import ServerArgs
 
-    from apar_sgl.runtime_patches.platform import cpu_platform_wanted
+    from apar_sgl.runtime_patches.cpu.platform import cpu_platform_wanted
 
     args = build_parser().parse_args(argv)
     apar_args = AparArgs.from_cli_args(args)

@@ -43,7 +43,7 @@ def _req(rid: str, prompt_len: int, max_new_tokens: int):
 
 def _scheduler():
     from apar_sgl.config import AparArgs
-    from apar_sgl.runtime_patches.apar_state import AparRuntime
+    from apar_sgl.runtime_patches.apar.state import AparRuntime
 
     runtime = AparRuntime(AparArgs(apar_max_branches=1 << 20), FORK, CHILD)
     return SimpleNamespace(
@@ -55,7 +55,7 @@ def _scheduler():
 
 def _tree(scheduler, rid: str, children: int, max_new_tokens: int) -> list:
     """A tree whose root forked `children` times at its start; returns its branches' requests."""
-    from apar_sgl.runtime_patches.apar_fork import _adopt
+    from apar_sgl.runtime_patches.apar.fork import _adopt
 
     root = _req(rid, 64, max_new_tokens)
     _adopt(scheduler, scheduler.apar, root)
@@ -77,7 +77,7 @@ def measure(batch_size: int, forking: bool, idle: int, steps: int) -> float:
     """
     from sglang.srt.model_executor.forward_batch_info import ForwardMode
 
-    from apar_sgl.runtime_patches import apar_fork
+    from apar_sgl.runtime_patches.apar import fork as apar_fork
 
     scheduler = _scheduler()
     width = 4 if forking else 1

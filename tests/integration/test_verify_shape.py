@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from apar_sgl.runtime_patches import cpu_ops
+from apar_sgl.runtime_patches.cpu import ops as cpu_ops
 
 HIDDEN, HEADS, KV_HEADS, HEAD_DIM, LAYERS = 576, 9, 3, 64, 30
 VERIFY_TOKENS = 8  # ANPD's default verify width

@@ -7,12 +7,12 @@ import sys
 
 import numpy as np
 import pytest
-from apar_sgl.runtime_patches.anpd_drafter import AnpdDrafter, AnpdSettings, cut_tree
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apar_sgl.config import AparArgs
 from apar_sgl.ngram import DraftTree
+from apar_sgl.ngram.drafter import AnpdDrafter, AnpdSettings, cut_tree
 from apar_sgl.ngram.tree import ROOT
 
 CYCLE = [1, 2, 3, 4] * 3  # every n-gram has one continuation
@@ -268,7 +268,7 @@ def test_draft_batch_cuts_grammar_rejected_drafts_and_counts_them():
 
 def test_drafter_imports_neither_torch_nor_sglang():
     code = (
-        "import sys, apar_sgl.runtime_patches.anpd_drafter\n"
+        "import sys, apar_sgl.ngram.drafter\n"
         "bad = [m for m in ('torch', 'sglang') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from apar_sgl.runtime_patches.apar_state import trim_stop_str
+from apar_sgl.runtime_patches.apar.state import trim_stop_str
 
 VOCAB = [" is", " c", "o", "ol", " 3", "[Fork]", " ", "l"]
 

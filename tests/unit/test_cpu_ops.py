@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from apar_sgl.runtime_patches import cpu_ops, kernel_standins
+from apar_sgl.runtime_patches.cpu import kernel_standins
+from apar_sgl.runtime_patches.cpu import ops as cpu_ops
 
 SEEDS = range(5)
 
@@ -444,7 +445,7 @@ def test_bf16_linear_hook_makes_every_row_its_one_row_result_at_any_batch_size()
     from types import SimpleNamespace
 
     import torch.nn.functional as F
-    from apar_sgl.runtime_patches.cpu_hooks import BF16_ROW_EXACT_ROWS, unquantized_linear
+    from apar_sgl.runtime_patches.cpu.wrappers import BF16_ROW_EXACT_ROWS, unquantized_linear
 
     torch.manual_seed(0)
     layer = SimpleNamespace(weight=torch.randn(960, 576).to(torch.bfloat16))

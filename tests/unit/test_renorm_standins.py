@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from apar_sgl.runtime_patches.renorm_standins import top_k_renorm_prob, top_p_renorm_prob
+from apar_sgl.runtime_patches.cpu.renorm_standins import top_k_renorm_prob, top_p_renorm_prob
 
 
 def _probs(rows: int = 6, vocab: int = 50) -> torch.Tensor:

@@ -39,7 +39,7 @@ def test_bad_fields_are_named(params, field):
 
 
 def test_server_limits_are_lowered_never_raised():
-    from apar_sgl.runtime_patches.apar_state import AparLimits
+    from apar_sgl.runtime_patches.apar.state import AparLimits
 
     args = AparArgs(apar_max_branches=4)
     assert AparLimits.of(args, {"apar_max_branches": 9}).max_branches == 4

@@ -1,4 +1,4 @@
-"""Hook bodies that route SGLang's Triton/CUDA-only helpers to `cpu_ops` on our CPU platform.
+"""Hook bodies that route SGLang's Triton/CUDA-only helpers to `ops` on our CPU platform.
 
 Each function's docstring starts with the dotted path of the SGLang 0.5.23 target it wraps.
 """
@@ -6,7 +6,7 @@ Each function's docstring starts with the dotted path of the SGLang 0.5.23 targe
 from __future__ import annotations
 
 import torch
-from apar_sgl.runtime_patches import cpu_ops
+from apar_sgl.runtime_patches.cpu import ops
 
 
 def skip_kv_copy_warmup(original, self):
@@ -19,27 +19,27 @@ def skip_kv_copy_warmup(original, self):
 
 def assign_req_to_token_pool(original, *args, **kwargs):
     """sglang.srt.mem_cache.allocation.assign_req_to_token_pool_func"""
-    return cpu_ops.assign_req_to_token_pool(*args, **kwargs)
+    return ops.assign_req_to_token_pool(*args, **kwargs)
 
 
 def verify_tree_greedy(original, *args, **kwargs):
     """sglang.kernels.ops.speculative.spec_tree.verify_tree_greedy_func"""
-    return cpu_ops.verify_tree_greedy(*args, **kwargs)
+    return ops.verify_tree_greedy(*args, **kwargs)
 
 
 def fill_front_out_cache_loc(original, *args, **kwargs):
     """sglang.kernels.ops.speculative.cache_locs.fill_front_out_cache_loc_func"""
-    return cpu_ops.fill_front_out_cache_loc(*args, **kwargs)
+    return ops.fill_front_out_cache_loc(*args, **kwargs)
 
 
 def fill_accept_out_cache_loc(original, *args, **kwargs):
     """sglang.kernels.ops.speculative.eagle.fill_accept_out_cache_loc_func"""
-    return cpu_ops.fill_accept_out_cache_loc(*args, **kwargs)
+    return ops.fill_accept_out_cache_loc(*args, **kwargs)
 
 
 def fill_bonus_tokens(original, *args, **kwargs):
     """sglang.kernels.ops.speculative.eagle.fill_bonus_tokens_func"""
-    return cpu_ops.fill_bonus_tokens(*args, **kwargs)
+    return ops.fill_bonus_tokens(*args, **kwargs)
 
 
 def torch_native_forward_extend(original, self, q, k, v, layer, forward_batch, save_kv_cache=True):
@@ -61,7 +61,7 @@ def torch_native_forward_extend(original, self, q, k, v, layer, forward_batch, s
     kv_lens = forward_batch.seq_lens
     if int((n * (kv_lens + n)).sum()) == mask.numel():
         kv_lens = kv_lens + n  # seq_lens counted the prefix only
-    return cpu_ops.target_verify_attention(
+    return ops.target_verify_attention(
         q,
         self.token_to_kv_pool.get_key_buffer(layer.layer_id),
         self.token_to_kv_pool.get_value_buffer(layer.layer_id),
@@ -96,7 +96,7 @@ def torch_native_decode_attention(
 ):
     """sglang.srt.layers.attention.torch_native_backend.TorchNativeAttnBackend._run_sdpa_forward_decode
 
-    Routes decode through `cpu_ops.decode_attention`, the same per-token attention verify
+    Routes decode through `ops.decode_attention`, the same per-token attention verify
     uses, so that a token's output does not depend on whether it was decoded or verified.
     Encoder and sliding-window models keep SGLang's loop.
     """
@@ -107,7 +107,7 @@ def torch_native_decode_attention(
             is_cross_attn=is_cross_attn, sliding_window_size=sliding_window_size,
         )  # fmt: skip
     output.copy_(
-        cpu_ops.decode_attention(
+        ops.decode_attention(
             query, k_cache, v_cache, req_to_token, req_pool_indices, seq_lens, scaling
         )
     )
@@ -118,14 +118,14 @@ def unquantized_linear(original, self, layer, x, bias=None):
     """sglang.srt.layers.quantization.unquant.UnquantizedLinearMethod.apply
 
     Float32 inputs of up to `_GEMM_MAX_ROWS` rows (decode and verify batches, short prefills)
-    run as `cpu_ops.linear`. Bfloat16 inputs run in blocks of `BF16_ROW_EXACT_ROWS` rows, so
+    run as `ops.linear`. Bfloat16 inputs run in blocks of `BF16_ROW_EXACT_ROWS` rows, so
     a row's result never depends on the rows beside it (a decode row batched with another
     request's prefill, a wide verify); other inputs keep SGLang's code.
     """
     if getattr(layer, "use_intel_amx_backend", False):
         return original(self, layer, x, bias)
     if _float32_batch(x, layer.weight):
-        return cpu_ops.linear(x, layer.weight, bias)
+        return ops.linear(x, layer.weight, bias)
     if x.dim() == 2 and x.dtype == torch.bfloat16 and x.shape[0] > BF16_ROW_EXACT_ROWS:
         blocks = x.split(BF16_ROW_EXACT_ROWS)
         return torch.cat([original(self, layer, block, bias) for block in blocks])
@@ -136,7 +136,7 @@ def compute_lm_head(original, self, hidden_states, lm_head, embedding_bias=None,
     """sglang.srt.layers.logits_processor.LogitsProcessor._compute_lm_head
 
     A plain float32 head (unquantized, no LoRA, no bias) over a decode or verify batch runs as
-    `cpu_ops.linear`; other dtypes, prefill with input logprobs and special heads keep
+    `ops.linear`; other dtypes, prefill with input logprobs and special heads keep
     SGLang's code.
     """
     from sglang.srt.layers.logits_processor import should_apply_lm_head_quant_method
@@ -152,7 +152,7 @@ def compute_lm_head(original, self, hidden_states, lm_head, embedding_bias=None,
     )
     if not plain:
         return original(self, hidden_states, lm_head, embedding_bias, out=out)
-    return cpu_ops.linear(hidden_states, weight)
+    return ops.linear(hidden_states, weight)
 
 
 # Measured on SmolLM2's shapes (tests/unit/test_cpu_ops.py): a bfloat16 matmul of up to 32 rows

@@ -12,7 +12,7 @@ Per scheduler iteration:
    `prompt + parent[:fork] + [child token]` (rid `{parent}-fork{n}`) is queued through the
    normal admission path, so it matches the shared prefix instead of recomputing it. Then
    the tree's answer advances by what is new (`AparTree.joined`, a `JoinCursor`) and is
-   streamed (`apar_stream`).
+   streamed (`apar.stream`).
 
 Rules:
 - APAR applies to a request when the model has both control tokens and the request does not
@@ -44,9 +44,9 @@ import time
 from array import array
 from http import HTTPStatus
 
-from apar_sgl.runtime_patches.apar_faults import fail_tree
-from apar_sgl.runtime_patches.apar_state import AparNode, AparRuntime, AparTree
-from apar_sgl.runtime_patches.apar_stream import reply_request, send_reply
+from apar_sgl.runtime_patches.apar.faults import fail_tree
+from apar_sgl.runtime_patches.apar.state import AparNode, AparRuntime, AparTree
+from apar_sgl.runtime_patches.apar.stream import reply_request, send_reply
 
 from apar_sgl import env
 from apar_sgl.config import apar_args_of

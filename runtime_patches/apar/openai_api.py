@@ -18,7 +18,7 @@ import json
 import logging
 from typing import Any
 
-from apar_sgl.runtime_patches.apar_stream import APAR_INFO_KEY
+from apar_sgl.runtime_patches.apar.stream import APAR_INFO_KEY
 
 logger = logging.getLogger(__name__)
 

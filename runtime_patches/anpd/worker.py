@@ -26,9 +26,9 @@ import logging
 import time
 
 import torch
-from apar_sgl.runtime_patches.anpd_drafter import AnpdDrafter, AnpdSettings, BatchDraft
 
 from apar_sgl.config import apar_args_of
+from apar_sgl.ngram.drafter import AnpdDrafter, AnpdSettings, BatchDraft
 
 logger = logging.getLogger(__name__)
 

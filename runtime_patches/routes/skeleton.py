@@ -1,7 +1,7 @@
 """`"apar_mode"` on /v1/chat/completions: the model's forks, skeleton-then-expand, or off.
 
 A request may say `"apar_mode": "model"` (the default: the model forks where it was trained
-to, see apar_fork.py), `"skeleton"` (prompted parallelism for any model: the DSL's
+to, see apar/fork.py), `"skeleton"` (prompted parallelism for any model: the DSL's
 `outline` and `expand` programs of `apar_sgl.dsl.skeleton`, run here on the tokenizer
 manager) or `"off"` (no forks: `custom_params.apar = false`). `--apar-default-mode` sets what
 a request without the field gets. Any other value is a 400 naming the field.
@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Sequence
 from apar_sgl.dsl.backend import Backend, BackendError, Completion, Request
 from apar_sgl.dsl.executor import GenerationError
 from apar_sgl.dsl.skeleton import Outline, SkeletonAnswer, SkeletonOptions, expand, outline, stats
-from apar_sgl.runtime_patches.apar_openai import _with_apar
+from apar_sgl.runtime_patches.apar.openai_api import _with_apar
 
 from apar_sgl.config import REQUEST_MODES, apar_args_of
 

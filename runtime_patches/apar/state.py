@@ -60,7 +60,7 @@ class AparNode:
         return self.req.finished()
 
     def output(self) -> list[int]:
-        """Tokens this branch contributes to the answer (rules: apar_fork's docstring).
+        """Tokens this branch contributes to the answer (rules: the docstring of `apar.fork`).
 
         A child's final stop token is left out and its stop string trimmed; while it runs, its
         last tokens that a stop string could still trim are held back.
@@ -220,7 +220,7 @@ class AparRuntime:
     on_spawn: list[Callable[[str, str], object]] = field(default_factory=list)
     step_times: StepTimes = field(default_factory=StepTimes)  # decode steps, by batch rows
     decision: ForkDecision | None = None  # the fork policy at the current decode batch
-    bias_written: tuple[Any, tuple[int, ...]] | None = None  # see apar_fork._mask_fork_token
+    bias_written: tuple[Any, tuple[int, ...]] | None = None  # see fork._mask_fork_token
 
     @classmethod
     def from_tokenizer(cls, args: AparArgs, tokenizer) -> AparRuntime | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from apar_sgl.runtime_patches.apar_state import AparRuntime, AparTree
+from apar_sgl.runtime_patches.apar.state import AparRuntime, AparTree
 
 logger = logging.getLogger(__name__)
 

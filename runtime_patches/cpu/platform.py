@@ -1,7 +1,7 @@
 """Out-of-tree SGLang platform that runs SGLang on a machine with no GPU.
 
 SGLang 0.5.23 only runs on CPU with a CPU build of sgl_kernel (not on PyPI). This platform
-uses the torch_native attention backend and pure-torch stand-ins (see `cpu_ops`) instead.
+uses the torch_native attention backend and pure-torch stand-ins (see `ops`) instead.
 It activates by itself when torch sees no CUDA device, so a GPU host keeps SGLang's own
 platform and its FlashInfer kernels; APAR_PLATFORM=cpu|off overrides the detection.
 """
@@ -17,7 +17,7 @@ from apar_sgl import env
 
 logger = logging.getLogger(__name__)
 
-PLATFORM_CLASS = "apar_sgl.runtime_patches.platform.AparCpuPlatform"
+PLATFORM_CLASS = "apar_sgl.runtime_patches.cpu.platform.AparCpuPlatform"
 
 
 def cpu_platform_wanted() -> bool:
@@ -47,7 +47,7 @@ def _install_kernel_standins() -> None:
     try:
         importlib.import_module("sgl_kernel.speculative")
     except ImportError:
-        from apar_sgl.runtime_patches import kernel_standins
+        from apar_sgl.runtime_patches.cpu import kernel_standins
 
         sys.modules.setdefault("sgl_kernel.speculative", kernel_standins)
 
@@ -62,14 +62,14 @@ def install_sampling_verify() -> None:
     (and a REPLACE hook would rebind every None in sys.modules); `eagle_utils` imports them
     by name, so both bindings are set.
     """
-    from apar_sgl.runtime_patches import cpu_ops, renorm_standins
+    from apar_sgl.runtime_patches.cpu import ops, renorm_standins
     from sglang.kernels.ops.sampling import renorm
     from sglang.kernels.ops.speculative import verify_sampling
 
     eagle_utils = sys.modules.get("sglang.srt.speculative.eagle_utils")
     standins = {
         "tree_speculative_sampling_target_only": (
-            cpu_ops.tree_speculative_sampling_target_only,
+            ops.tree_speculative_sampling_target_only,
             verify_sampling,
         ),
         "top_k_renorm_prob": (renorm_standins.top_k_renorm_prob, renorm),
@@ -82,7 +82,7 @@ def install_sampling_verify() -> None:
 
 
 def _make_platform_class() -> type:
-    from apar_sgl.runtime_patches import cpu_ops
+    from apar_sgl.runtime_patches.cpu import ops
     from sglang.srt.platforms.cpu import CpuDeviceMixin
     from sglang.srt.platforms.device_mixin import PlatformEnum
     from sglang.srt.platforms.interface import PlatformCapabilities, SRTPlatform
@@ -96,7 +96,7 @@ def _make_platform_class() -> type:
         capabilities = PlatformCapabilities()
 
         def apply_server_args_defaults(self, server_args) -> None:
-            from apar_sgl.runtime_patches.server_defaults import apply_cpu_defaults
+            from apar_sgl.runtime_patches.cpu.server_defaults import apply_cpu_defaults
 
             apply_cpu_defaults(server_args)
 
@@ -110,7 +110,7 @@ def _make_platform_class() -> type:
             return True
 
         def get_speculative_cache_locs_fn(self):
-            return cpu_ops.speculative_cache_locs
+            return ops.speculative_cache_locs
 
     return AparCpuPlatform
 

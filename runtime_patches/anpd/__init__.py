@@ -1,0 +1,21 @@
+"""ANPD in SGLang: `--speculative-algorithm ANPD`, drafts from `apar_sgl.ngram.drafter`.
+
+SGLang seams: `SpeculativeAlgorithm.register("ANPD", ...)` (`spec_registry`) with a worker
+that subclasses `NGRAMWorker` and feeds its verify path (pinned by
+tests/contract/test_ngram_worker.py), and one AFTER hook that adds the drafter's counters to
+the scheduler's internal state.
+"""
+
+from __future__ import annotations
+
+from apar_sgl.runtime_patches import Hook
+
+
+def hooks() -> list[Hook]:
+    from apar_sgl.runtime_patches.anpd import worker
+
+    target = (
+        "sglang.srt.managers.scheduler_components.internal_state"
+        ".SchedulerInternalStateController._add_speculative"
+    )
+    return [Hook(target, "AFTER", worker.add_speculative_state)]
