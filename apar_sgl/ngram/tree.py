@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -48,3 +48,47 @@ class DraftTree(NamedTuple):
             path.append(self.tokens[node])
             node = self.parents[node]
         return path[::-1]
+
+
+class TokenMatcher(Protocol):
+    """A grammar cursor at the request's current position (e.g. an xgrammar GrammarMatcher)."""
+
+    def accept_token(self, token: int) -> bool: ...
+
+    def rollback(self, num_tokens: int) -> None: ...
+
+
+EMPTY = DraftTree([], [])
+
+
+def first_nodes(tree: DraftTree, cap: int) -> DraftTree:
+    """The first `cap` nodes: still a tree (parents come first), the greedy chain kept whole."""
+    return tree if len(tree) <= cap else DraftTree(tree.tokens[:cap], tree.parents[:cap])
+
+
+def cut_tree(tree: DraftTree, matcher: TokenMatcher) -> DraftTree:
+    """The nodes whose path from the root `matcher` accepts; the matcher ends where it began.
+
+    A rejected node drops its whole subtree. Cost: one accept and one rollback per kept node
+    plus one accept per rejected node (no vocabulary bitmask).
+    """
+    children: list[list[int]] = [[] for _ in range(len(tree) + 1)]  # slot 0: the root
+    for i, parent in enumerate(tree.parents):
+        children[parent + 1].append(i)
+    kept: dict[int, int] = {}  # old index -> new index
+    tokens: list[int] = []
+    parents: list[int] = []
+
+    def visit(slot: int) -> None:
+        for i in children[slot]:
+            if not matcher.accept_token(tree.tokens[i]):
+                continue
+            parent = tree.parents[i]
+            kept[i] = len(tokens)
+            tokens.append(tree.tokens[i])
+            parents.append(ROOT if parent == ROOT else kept[parent])
+            visit(i + 1)
+            matcher.rollback(1)
+
+    visit(0)
+    return DraftTree(tokens, parents)

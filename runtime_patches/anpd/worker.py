@@ -28,7 +28,8 @@ import time
 import torch
 
 from apar_sgl.config import apar_args_of
-from apar_sgl.ngram.drafter import AnpdDrafter, AnpdSettings, BatchDraft
+from apar_sgl.ngram.drafter import AnpdDrafter, BatchDraft
+from apar_sgl.ngram.settings import AnpdSettings
 
 logger = logging.getLogger(__name__)
 

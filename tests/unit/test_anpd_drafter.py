@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from apar_sgl.config import AparArgs
 from apar_sgl.ngram import DraftTree
-from apar_sgl.ngram.drafter import AnpdDrafter, AnpdSettings, cut_tree
-from apar_sgl.ngram.tree import ROOT
+from apar_sgl.ngram.drafter import AnpdDrafter
+from apar_sgl.ngram.settings import AnpdSettings
+from apar_sgl.ngram.tree import ROOT, cut_tree
 
 CYCLE = [1, 2, 3, 4] * 3  # every n-gram has one continuation
 
@@ -220,6 +221,15 @@ def test_release_and_reset_drop_families():
     assert "c" not in d
 
 
+def test_report_counts_live_tables_and_families_until_released():
+    d = drafter()
+    d.draft_batch(["p"], [[1, 2]], [[]])
+    d.inherit("p", "p-fork0")
+    assert (d.report()["live_tables"], d.report()["live_families"]) == (2, 1)
+    d.release(["p", "p-fork0"])
+    assert (d.report()["live_tables"], d.report()["live_families"]) == (0, 0)
+
+
 def test_cut_tree_drops_rejected_subtrees_and_restores_the_matcher():
     # root -> 1 -> 2 -> 3, root -> 4 -> 5
     tree = DraftTree([1, 2, 3, 4, 5], [ROOT, 0, 1, ROOT, 3])
@@ -329,3 +339,14 @@ def test_settings_come_from_the_server_args():
         True,
         False,
     )
+
+
+def test_every_anpd_server_arg_is_a_drafter_setting():
+    """`from_args` strips the prefix: a new `anpd_*` field needs a setting of the same name."""
+    import dataclasses
+
+    anpd = [f.name for f in dataclasses.fields(AparArgs) if f.name.startswith("anpd_")]
+    settings = AnpdSettings.from_args(AparArgs(), max_width=8)
+    assert [getattr(settings, name.removeprefix("anpd_")) for name in anpd] == [
+        getattr(AparArgs(), name) for name in anpd
+    ]
