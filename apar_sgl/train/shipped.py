@@ -3,7 +3,7 @@
 An adapter folder (under `apar_sgl/train/adapters/<name>/`) holds a peft LoRA adapter whose
 `trainable_token_indices` rows are the APAR control tokens. `prepare(name)` adds those tokens
 to the base tokenizer, grows the embedding matrix, writes the LoRA products and the token rows
-into the weights and saves a plain HF folder into the cache, once (`models.build_once`). The
+into the weights and saves a plain HF folder into the cache, once (`model_cache.build_once`). The
 merge reads the safetensors directly: serving needs neither peft nor training code.
 """
 
@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from apar_sgl import env
+from apar_sgl.model_cache import build_once, trusted
 from apar_sgl.tree import CHILD_TOKEN, FORK_TOKEN
 
 logger = logging.getLogger(__name__)
@@ -54,10 +56,11 @@ def add_control_tokens(tokenizer: Any) -> tuple[int, int]:
     return fork_id, child_id
 
 
-def prepare(name: str) -> Path:
-    """The merged HF folder of shipped model ``name`` in the cache, built once."""
-    from apar_sgl.models import build_once, resolve_model, trusted
+def prepare(name: str, resolve_model: Callable[[str], str]) -> Path:
+    """The merged HF folder of shipped model ``name`` in the cache, built once.
 
+    `resolve_model` (`apar_sgl.models.resolve_model`) gives the base model's folder.
+    """
     try:
         model = SHIPPED[name]
     except KeyError:

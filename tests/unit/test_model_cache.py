@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from apar_sgl.models import ModelNotAvailableError, build_once, trusted
+from apar_sgl.model_cache import ModelNotAvailableError, build_once, trusted
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def test_token_indices_from_either_config_form():
 
 def test_unknown_shipped_name_and_missing_adapter(tmp_path, monkeypatch):
     with pytest.raises(KeyError, match="unknown shipped model"):
-        shipped.prepare("nope")
+        shipped.prepare("nope", resolve_model)
     fake = shipped.ShippedModel("apar-test", "smollm2-135m-instruct", tmp_path)
     monkeypatch.setitem(shipped.SHIPPED, "apar-test", fake)
     with pytest.raises(FileNotFoundError, match="adapter is not shipped"):
