@@ -24,8 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
-import uuid
 from collections.abc import Sequence
 
 from apar_sgl.dsl.backend import Completion, Request
@@ -34,6 +32,7 @@ from apar_sgl.dsl.json_gen import BranchError, JsonResult, generate_json
 from apar_sgl.dsl.ops import DslError, GenJson, gen_json
 from apar_sgl.dsl.schema_limits import plan_untrusted
 from apar_sgl.dsl.schema_split import SchemaPlan
+from apar_sgl.runtime_patches.routes.chat_response import chat_response
 
 from apar_sgl.config import apar_args_of
 
@@ -167,41 +166,16 @@ def _rejected(request: Request, exc: BaseException) -> ParallelJsonError:
 
 
 def _response(request, plan: SchemaPlan, result: JsonResult, prompt_tokens: int):
-    from sglang.srt.entrypoints.openai.protocol import (
-        ChatCompletionResponse,
-        ChatCompletionResponseChoice,
-        ChatMessage,
-        UsageInfo,
-    )
-
     completion_tokens = sum(m["completion_tokens"] for m in result.metas.values())
     steps = sum(
         max(result.metas[b.pointer]["completion_tokens"] for b in stage) for stage in plan.stages
     )
-    return ChatCompletionResponse(
-        id=f"chatcmpl-{uuid.uuid4().hex}",
-        created=int(time.time()),
-        model=request.model,
-        choices=[
-            ChatCompletionResponseChoice(
-                index=0,
-                message=ChatMessage(role="assistant", content=json.dumps(result.obj)),
-                finish_reason="stop",
-            )
-        ],
-        usage=UsageInfo(
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            total_tokens=prompt_tokens + completion_tokens,
-        ),
-        metadata={
-            "weight_version": next(iter(result.metas.values()), {}).get("weight_version"),
-            FLAG: {
-                "branches": len(plan.branches),
-                "stages": len(plan.stages),
-                "decode_steps": steps,
-            },
-        },
+    metadata = {
+        "weight_version": next(iter(result.metas.values()), {}).get("weight_version"),
+        FLAG: {"branches": len(plan.branches), "stages": len(plan.stages), "decode_steps": steps},
+    }
+    return chat_response(
+        request, json.dumps(result.obj), "stop", prompt_tokens, completion_tokens, metadata
     )
 
 

@@ -32,6 +32,7 @@ from apar_sgl.dsl.backend import Backend, BackendError, Completion, Request
 from apar_sgl.dsl.executor import GenerationError
 from apar_sgl.dsl.skeleton import Outline, SkeletonAnswer, SkeletonOptions, expand, outline, stats
 from apar_sgl.runtime_patches.apar.openai_api import _with_apar
+from apar_sgl.runtime_patches.routes.chat_response import chat_response
 
 from apar_sgl.config import REQUEST_MODES, apar_args_of
 
@@ -178,31 +179,8 @@ class _ServerBackend(Backend):
 
 
 def _response(request, plan: Outline, answer: SkeletonAnswer):
-    from sglang.srt.entrypoints.openai.protocol import (
-        ChatCompletionResponse,
-        ChatCompletionResponseChoice,
-        ChatMessage,
-        UsageInfo,
-    )
-
-    prompt_tokens = plan.meta["prompt_tokens"]
-    return ChatCompletionResponse(
-        id=f"chatcmpl-{uuid.uuid4().hex}",
-        created=int(time.time()),
-        model=request.model,
-        choices=[
-            ChatCompletionResponseChoice(
-                index=0,
-                message=ChatMessage(role="assistant", content=answer.text),
-                finish_reason=_finish(answer),
-            )
-        ],
-        usage=UsageInfo(
-            prompt_tokens=prompt_tokens,
-            completion_tokens=answer.stats["answer_tokens"],
-            total_tokens=prompt_tokens + answer.stats["answer_tokens"],
-        ),
-    )
+    tokens = answer.stats["answer_tokens"]
+    return chat_response(request, answer.text, _finish(answer), plan.meta["prompt_tokens"], tokens)
 
 
 def _finish(answer: SkeletonAnswer) -> str:
