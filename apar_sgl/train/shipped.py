@@ -1,10 +1,11 @@
 """Fine-tuned models shipped in the repo as small adapters, merged into their base on first use.
 
 An adapter folder (under `apar_sgl/train/adapters/<name>/`) holds a peft LoRA adapter whose
-`trainable_token_indices` rows are the APAR control tokens. `prepare(name)` adds those tokens
-to the base tokenizer, grows the embedding matrix, writes the LoRA products and the token rows
-into the weights and saves a plain HF folder into the cache, once (`model_cache.build_once`). The
-merge reads the safetensors directly: serving needs neither peft nor training code.
+`trainable_token_indices` rows are the APAR control tokens. `prepare(name, resolve_model)` adds
+those tokens to the base tokenizer, grows the embedding matrix, writes the LoRA products and
+the token rows into the weights and saves a plain HF folder into the cache, once
+(`model_cache.build_once`). The merge reads the safetensors directly: serving needs neither
+peft nor training code.
 """
 
 from __future__ import annotations
