@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 from apar_sgl.runtime_patches.cpu import ops
+from apar_sgl.runtime_patches.cpu.row_exact import rows_alone
 
 
 def skip_kv_copy_warmup(original, self):
@@ -118,46 +119,47 @@ def unquantized_linear(original, self, layer, x, bias=None):
     """sglang.srt.layers.quantization.unquant.UnquantizedLinearMethod.apply
 
     Float32 inputs of up to `_GEMM_MAX_ROWS` rows (decode and verify batches, short prefills)
-    run as `ops.linear`. Bfloat16 inputs run in blocks of `BF16_ROW_EXACT_ROWS` rows, so
-    a row's result never depends on the rows beside it (a decode row batched with another
-    request's prefill, a wide verify); other inputs keep SGLang's code.
+    run as `ops.linear`. Bfloat16 inputs run through `row_exact.rows_alone`, so a row's
+    result never depends on the rows beside it (a decode row batched with another request's
+    prefill, a wide verify); other inputs keep SGLang's code.
     """
     if getattr(layer, "use_intel_amx_backend", False):
         return original(self, layer, x, bias)
     if _float32_batch(x, layer.weight):
         return ops.linear(x, layer.weight, bias)
-    if x.dim() == 2 and x.dtype == torch.bfloat16 and x.shape[0] > BF16_ROW_EXACT_ROWS:
-        blocks = x.split(BF16_ROW_EXACT_ROWS)
-        return torch.cat([original(self, layer, block, bias) for block in blocks])
+    if x.dim() == 2 and x.dtype == layer.weight.dtype == torch.bfloat16:
+        return rows_alone(x, lambda rows: original(self, layer, rows, bias))
     return original(self, layer, x, bias)
 
 
 def compute_lm_head(original, self, hidden_states, lm_head, embedding_bias=None, *, out=None):
     """sglang.srt.layers.logits_processor.LogitsProcessor._compute_lm_head
 
-    A plain float32 head (unquantized, no LoRA, no bias) over a decode or verify batch runs as
-    `ops.linear`; other dtypes, prefill with input logprobs and special heads keep
-    SGLang's code.
+    A plain head (unquantized, no LoRA, no bias) over a float32 decode or verify batch runs as
+    `ops.linear`; over bfloat16 rows through `row_exact.rows_alone`, as the linear layers do.
+    Other heads (quantized, LoRA, a float32 head, Intel AMX) keep SGLang's code.
     """
     from sglang.srt.layers.logits_processor import should_apply_lm_head_quant_method
 
     weight = getattr(lm_head, "weight", None)
     plain = (
         weight is not None
-        and _float32_batch(hidden_states, weight)
+        and hidden_states.dim() == 2
         and embedding_bias is None
         and not hasattr(lm_head, "set_lora")
         and not should_apply_lm_head_quant_method(lm_head, getattr(lm_head, "quant_method", None))
         and self.rl_on_policy_target is None
     )
-    if not plain:
-        return original(self, hidden_states, lm_head, embedding_bias, out=out)
-    return ops.linear(hidden_states, weight)
-
-
-# Measured on SmolLM2's shapes (tests/unit/test_cpu_ops.py): a bfloat16 matmul of up to 32 rows
-# gives each row exactly its 1-row result; from 33 rows on the last bit can differ.
-BF16_ROW_EXACT_ROWS = 32
+    if plain and _float32_batch(hidden_states, weight):
+        return ops.linear(hidden_states, weight)
+    if (
+        plain
+        and hidden_states.dtype == weight.dtype == torch.bfloat16
+        and not self.use_fp32_lm_head
+        and not getattr(lm_head, "use_intel_amx_backend", False)
+    ):
+        return rows_alone(hidden_states, lambda rows: original(self, rows, lm_head))
+    return original(self, hidden_states, lm_head, embedding_bias, out=out)
 
 
 def _float32_batch(x: torch.Tensor, weight: torch.Tensor) -> bool:
