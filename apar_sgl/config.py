@@ -16,61 +16,87 @@ from apar_sgl.tree import CHILD_TOKEN, FORK_TOKEN
 REQUEST_MODES = ("model", "skeleton", "off")  # a chat request's `apar_mode` field
 
 
+def _opt(default, help: str):
+    """A setting with its --help text beside it."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True, slots=True)
 class AparArgs:
-    apar_fork_token: str = FORK_TOKEN
-    apar_child_token: str = CHILD_TOKEN
-    apar_mode: str = "auto"
-    apar_max_branches: int = 16
-    apar_max_depth: int = 2
-    apar_max_concurrent_children: int = 8
-    apar_max_json_branches: int = 64
-    apar_default_mode: str = "model"
-    apar_fork_policy: str = "auto"
-    anpd_max_n: int = 6
-    anpd_branching: int = 1
-    anpd_token_budget: int = 64
-    anpd_min_acceptance: float = 0.1
-    anpd_min_confidence: float = 0.3
-    anpd_shared_corpus: bool = False
-    anpd_measure_cost: bool = True
-
-    HELP = {
-        "apar_fork_token": "Control token the model emits to fork a child branch.",
-        "apar_child_token": "Control token forced at the start of each child branch.",
-        "apar_mode": "APAR forking: auto (on when the tokenizer has both control tokens), "
-        "on (fail at start if it does not), off.",
-        "apar_max_branches": "Most child branches per request; later forks are suppressed "
-        "and the model continues serially.",
-        "apar_max_depth": "Deepest nesting of forks (1: only the root forks).",
-        "apar_max_concurrent_children": "Most children of one request decoding at once; a "
-        "further child waits until one finishes (0: no forking at all).",
-        "apar_fork_policy": "When a branch may fork: auto (only while the decode step times "
-        "measured by batch size say one more row raises the batch's tokens/s; else the fork "
-        "token is masked and the item is written inline), always, never.",
-        "apar_max_json_branches": "Most leaves (branches) of one apar_parallel_json request; "
-        "a schema with more is rejected with 400.",
-        "apar_default_mode": "What a /v1/chat/completions request without an `apar_mode` field "
-        "gets: model (the model's own forks, if --apar-mode allows them), skeleton "
-        "(skeleton-then-expand prompting for any model, apar_sgl.dsl.skeleton), off (no "
-        "parallelism).",
-        "anpd_max_n": "ANPD (--speculative-algorithm ANPD): longest n-gram of the per-request "
-        "table (levels 2..N). Drafts are at most --speculative-num-draft-tokens - 1 long.",
-        "anpd_branching": "ANPD: first-token alternatives per draft (1 = a single chain; more "
-        "makes a tree verified in the same forward pass).",
-        "anpd_token_budget": "ANPD: draft tokens one verify step may add over the whole batch; "
-        "large batches draft less, then nothing.",
-        "anpd_shared_corpus": "ANPD: also draft from the tokens of earlier finished requests "
-        "(a cross-request corpus, as SGLang's NGRAM does; off: no request sees another's text).",
-        "anpd_min_confidence": "ANPD: draft a token only while the estimated chance that it "
-        "and every draft token before it are accepted stays at or above this (learned online "
-        "per n-gram level; 0 drafts whatever matches).",
-        "anpd_measure_cost": "ANPD: time decode and verify steps online and give each step "
-        "the verify width (1 = plain decode) with the most expected tokens per second "
-        "(off: verify every draft the other limits allow).",
-        "anpd_min_acceptance": "ANPD: a request whose recent acceptance rate falls below this "
-        "stops drafting (with an occasional probe to recover).",
-    }
+    apar_fork_token: str = _opt(FORK_TOKEN, "Control token the model emits to fork a child branch.")
+    apar_child_token: str = _opt(
+        CHILD_TOKEN, "Control token forced at the start of each child branch."
+    )
+    apar_mode: str = _opt(
+        "auto",
+        "APAR forking: auto (on when the tokenizer has both control tokens), on (fail at "
+        "start if it does not), off.",
+    )
+    apar_max_branches: int = _opt(
+        16,
+        "Most child branches per request; later forks are suppressed and the model "
+        "continues serially.",
+    )
+    apar_max_depth: int = _opt(2, "Deepest nesting of forks (1: only the root forks).")
+    apar_max_concurrent_children: int = _opt(
+        8,
+        "Most children of one request decoding at once; a further child waits until one "
+        "finishes (0: no forking at all).",
+    )
+    apar_max_json_branches: int = _opt(
+        64,
+        "Most leaves (branches) of one apar_parallel_json request; a schema with more is "
+        "rejected with 400.",
+    )
+    apar_default_mode: str = _opt(
+        "model",
+        "What a /v1/chat/completions request without an `apar_mode` field gets: model "
+        "(the model's own forks, if --apar-mode allows them), skeleton (skeleton-then-"
+        "expand prompting for any model, apar_sgl.dsl.skeleton), off (no parallelism).",
+    )
+    apar_fork_policy: str = _opt(
+        "auto",
+        "When a branch may fork: auto (only while the decode step times measured by batch"
+        " size say one more row raises the batch's tokens/s; else the fork token is "
+        "masked and the item is written inline), always, never.",
+    )
+    anpd_max_n: int = _opt(
+        6,
+        "ANPD (--speculative-algorithm ANPD): longest n-gram of the per-request table "
+        "(levels 2..N). Drafts are at most --speculative-num-draft-tokens - 1 long.",
+    )
+    anpd_branching: int = _opt(
+        1,
+        "ANPD: first-token alternatives per draft (1 = a single chain; more makes a tree "
+        "verified in the same forward pass).",
+    )
+    anpd_token_budget: int = _opt(
+        64,
+        "ANPD: draft tokens one verify step may add over the whole batch; large batches "
+        "draft less, then nothing.",
+    )
+    anpd_min_acceptance: float = _opt(
+        0.1,
+        "ANPD: a request whose recent acceptance rate falls below this stops drafting "
+        "(with an occasional probe to recover).",
+    )
+    anpd_min_confidence: float = _opt(
+        0.3,
+        "ANPD: draft a token only while the estimated chance that it and every draft "
+        "token before it are accepted stays at or above this (learned online per n-gram "
+        "level; 0 drafts whatever matches).",
+    )
+    anpd_shared_corpus: bool = _opt(
+        False,
+        "ANPD: also draft from the tokens of earlier finished requests (a cross-request "
+        "corpus, as SGLang's NGRAM does; off: no request sees another's text).",
+    )
+    anpd_measure_cost: bool = _opt(
+        True,
+        "ANPD: time decode and verify steps online and give each step the verify width (1"
+        " = plain decode) with the most expected tokens per second (off: verify every "
+        "draft the other limits allow).",
+    )
 
     def __post_init__(self) -> None:
         if self.apar_mode not in ("auto", "on", "off"):
@@ -111,7 +137,7 @@ class AparArgs:
                 "--" + field.name.replace("_", "-"),
                 **({"action": argparse.BooleanOptionalAction} if kind is bool else {"type": kind}),
                 default=field.default,
-                help=AparArgs.HELP[field.name],
+                help=field.metadata["help"],
             )
 
     @classmethod

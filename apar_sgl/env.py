@@ -33,7 +33,8 @@ def default_backend_url() -> str | None:
 
 def test_fault() -> str | None:
     """APAR_TEST_FAULT: make one apar code path fail (`spawn`: starting an APAR child raises;
-    `reject`: every APAR child is rejected as SGLang rejects an over-long request).
+    `reject`: every APAR child is rejected as SGLang rejects an over-long request;
+    `draft`: every ANPD drafting step raises).
 
     For tests that prove a failure inside the scheduler ends only its own requests.
     """

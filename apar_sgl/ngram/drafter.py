@@ -83,12 +83,17 @@ class AnpdDrafter:
             state.drafted = max(tree.depths(), default=0)
             state.levels = state.levels[: state.drafted]
         width = 1 + max(len(t) for t in trees)
-        roots = [
-            (output[-1] if len(output) else prompt[-1])
-            for prompt, output in zip(prompts, outputs, strict=True)
-        ]
-        tokens, mask = _pack(trees, roots, width)
+        tokens, mask = _pack(trees, _roots(prompts, outputs), width)
         return BatchDraft(tokens, mask, width, [state.drafted for state in states])
+
+    def plain_draft(
+        self, prompts: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]]
+    ) -> BatchDraft:
+        """A step with no drafts (each request verifies only its last token): what the worker
+        falls back to when drafting failed, so the batch still decodes."""
+        roots = _roots(prompts, outputs)
+        tokens, mask = _pack([DraftTree([], []) for _ in roots], roots, 1)
+        return BatchDraft(tokens, mask, 1, [0] * len(roots))
 
     def record(self, rids: Sequence[str], accepted: Sequence[int]) -> None:
         """Accepted draft tokens per request from the step that followed draft_batch (0: plain)."""
@@ -121,6 +126,14 @@ class AnpdDrafter:
     def acceptance(self, rid: str) -> float | None:
         state = self.tables.get(rid)
         return None if state is None else state.control.acceptance
+
+
+def _roots(prompts: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]]) -> list[int]:
+    """Each request's last token: the root its draft hangs from."""
+    return [
+        output[-1] if len(output) else prompt[-1]
+        for prompt, output in zip(prompts, outputs, strict=True)
+    ]
 
 
 def _pack(

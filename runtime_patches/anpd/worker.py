@@ -27,6 +27,7 @@ import time
 
 import torch
 
+from apar_sgl import env
 from apar_sgl.config import apar_args_of
 from apar_sgl.ngram.drafter import AnpdDrafter, BatchDraft
 from apar_sgl.ngram.settings import AnpdSettings
@@ -166,25 +167,48 @@ def _make_worker_class() -> type:
                 result = super().forward_batch_generation(batch, on_publish, pp_proxy_tensors)
             if self._decoded_rids:
                 accepted = (result.accept_lens - 1).tolist()  # waits for the forward pass
-                self.drafter.observe_step(
-                    verified=not plain,
-                    tokens=len(accepted) * self._draft.width,
-                    seconds=time.perf_counter() - started,
-                )
-                self.drafter.record(self._decoded_rids, accepted)
+                self._learn(plain, accepted, time.perf_counter() - started)
                 self._pad_to_max_width(result, len(self._decoded_rids))
             self.draft_token_num = self.max_width
             return result
 
         def _draft_batch(self, batch) -> BatchDraft:
+            """The batch's drafts; if our drafting code fails, a step with no drafts (the
+            requests decode on, their tables start over), never an error in the scheduler."""
             reqs = batch.reqs
             self._decoded_rids = [r.rid for r in reqs]
-            return self.drafter.draft_batch(
+            prompts = [r.origin_input_ids_unpadded for r in reqs]
+            outputs = [r.output_ids for r in reqs]
+            try:
+                if env.test_fault() == "draft":
+                    raise RuntimeError("fault injected by APAR_TEST_FAULT=draft")
+                return self.drafter.draft_batch(
+                    self._decoded_rids,
+                    prompts,
+                    outputs,
+                    [_grammar_cursor(r.grammar) for r in reqs] if batch.has_grammar else None,
+                )
+            except Exception:
+                self._forget_after_error("drafting")
+                return self.drafter.plain_draft(prompts, outputs)
+
+        def _learn(self, plain: bool, accepted: list[int], seconds: float) -> None:
+            """Feed the step's outcome to the drafter (acceptance, step cost), contained."""
+            try:
+                self.drafter.observe_step(
+                    verified=not plain, tokens=len(accepted) * self._draft.width, seconds=seconds
+                )
+                self.drafter.record(self._decoded_rids, accepted)
+            except Exception:
+                self._forget_after_error("recording a step")
+
+        def _forget_after_error(self, what: str) -> None:
+            logger.exception(
+                "anpd: %s failed for requests %s; their n-gram tables start over",
+                what,
                 self._decoded_rids,
-                [r.origin_input_ids_unpadded for r in reqs],
-                [r.output_ids for r in reqs],
-                [_grammar_cursor(r.grammar) for r in reqs] if batch.has_grammar else None,
             )
+            self.drafter.release(self._decoded_rids)
 
         def _runs_plainly(self, batch) -> bool:
             """A no-draft step may skip verify: eager forward only (a captured graph is

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Sequence
+
+logger = logging.getLogger(__name__)
+
 MEM_FRACTION_STATIC = 0.3
 MAX_TOTAL_TOKENS = 65536  # SmolLM2-135M: 1.5 GiB of KV in bfloat16, 3 GiB in float32
 SGLANG_NGRAM_CAPACITY = 10_000_000
@@ -29,12 +35,42 @@ def apply_cpu_defaults(cfg) -> None:
     if cfg.speculative_algorithm is not None:
         # The CPU verify path runs without the overlap scheduler (measured in the probe).
         cfg.disable_overlap_schedule = True
-    else:
-        # A new request's prefill (an APAR child's is one token) rides along with the running
-        # decode batch instead of pausing it for a step: fewer steps on a forked answer's
-        # critical path, same outputs (measured on the APAR fixture model).
-        cfg.enable_mixed_chunk = True
+    # SGLang's mixed prefill/decode batches (--enable-mixed-chunk) stay off, as in SGLang: in
+    # one, a decode row takes the extend attention path, which rounds differently from decode
+    # in bfloat16, so plain greedy output would depend on when other requests arrive (seen on
+    # SmolLM2: a 3-prompt batch left its single-prompt answers at token 24).
+    _bind_ranks_to_cores(cfg.dp_size * cfg.tp_size * cfg.pp_size)
     if cfg.speculative_ngram_capacity == SGLANG_NGRAM_CAPACITY:
         # SGLang's 10M-node corpus (~2.4 GB) is allocated while weights load, so on CPU it
         # counts as weights and leaves the small KV budget above negative.
         cfg.speculative_ngram_capacity = CPU_NGRAM_CAPACITY
+
+
+def split_cores(cores: Sequence[int], ranks: int) -> str:
+    """SGLANG_CPU_OMP_THREADS_BIND for `ranks` ranks sharing `cores`: one comma list of an
+    equal share of the cores per rank, `|`-separated (extra cores go to the first ranks)."""
+    if not 1 <= ranks <= len(cores):
+        raise ValueError(
+            f"cannot split {len(cores)} cores over {ranks} ranks (one core each at least)"
+        )
+    ordered, share, extra = sorted(cores), len(cores) // ranks, len(cores) % ranks
+    groups, start = [], 0
+    for rank in range(ranks):
+        end = start + share + (rank < extra)
+        groups.append(",".join(map(str, ordered[start:end])))
+        start = end
+    return "|".join(groups)
+
+
+def _bind_ranks_to_cores(ranks: int) -> None:
+    """With more ranks (dp x tp x pp) than NUMA nodes SGLang refuses to start unless
+    SGLANG_CPU_OMP_THREADS_BIND names each rank's cores: split this process's cores evenly."""
+    from sglang.srt.utils import get_cpu_ids_by_node
+
+    if ranks <= 1 or os.environ.get("SGLANG_CPU_OMP_THREADS_BIND"):
+        return
+    if ranks <= len(get_cpu_ids_by_node()):
+        return  # SGLang's own default: one NUMA node per rank
+    binding = split_cores(sorted(os.sched_getaffinity(0)), ranks)
+    os.environ["SGLANG_CPU_OMP_THREADS_BIND"] = binding  # the scheduler processes inherit it
+    logger.info("SGLANG_CPU_OMP_THREADS_BIND=%s (%d ranks on this machine's cores)", binding, ranks)

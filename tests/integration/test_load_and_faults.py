@@ -88,6 +88,23 @@ def test_abort_with_children_still_queued_frees_everything(server):
     _assert_nothing_left(server.url, server.log_text())
 
 
+def test_client_leaving_a_forking_stream_frees_its_tree(server):
+    reference = _generate(server.url, PLAN_PROMPT).json()
+    assert reference["meta_info"]["apar"]["branches"] > 1, reference  # the prompt forks
+    body = {
+        "text": PLAN_PROMPT,
+        "stream": True,
+        "sampling_params": {"temperature": 0, "max_new_tokens": 48},
+    }
+    with requests.post(server.url + "/generate", json=body, stream=True, timeout=120) as reply:
+        assert reply.status_code == 200, reply.text
+        first = next(line for line in reply.iter_lines() if line.startswith(b"data:"))
+    assert b"[DONE]" not in first  # the client left while the tree was still decoding
+    _assert_nothing_left(server.url, server.log_text())
+    again = _generate(server.url, PLAN_PROMPT).json()
+    assert again["text"] == reference["text"]
+
+
 def test_a_model_forced_to_fork_at_every_token_stays_within_its_limits(server, apar_model_path):
     from transformers import AutoTokenizer
 

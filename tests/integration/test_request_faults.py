@@ -114,3 +114,19 @@ def test_a_child_sglang_rejects_ends_the_answer_with_an_error(apar_model_path):
         ), reply.text
         assert "child rejected" in reply.text
         _alive_and_plain(server)
+
+
+def test_a_failure_in_anpd_drafting_decodes_on_without_drafts(apar_model_path, faulty_server):
+    """Every ANPD drafting step raises (APAR_TEST_FAULT=draft): the requests still get the
+    plain greedy answer, the scheduler goes on, the log says what happened."""
+    plain = _generate(faulty_server, LIST_PROMPT, custom_params={"apar": False}).json()["text"]
+    args = ["--model-path", apar_model_path, "--dtype", "float32"]
+    with ServerProcess(
+        [*args, "--speculative-algorithm", "ANPD", "--apar-mode", "off"],
+        env={"APAR_TEST_FAULT": "draft"},
+    ) as server:
+        for _ in range(2):
+            reply = _generate(server, LIST_PROMPT)
+            assert reply.status_code == 200, reply.text
+            assert reply.json()["text"] == plain
+        assert "anpd: drafting failed" in server.log_text()

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from apar_sgl.runtime_patches.cpu import ops as cpu_ops
+from apar_sgl.runtime_patches.cpu.row_exact import rows_alone
 
 HIDDEN, HEADS, KV_HEADS, HEAD_DIM, LAYERS = 576, 9, 3, 64, 30
 VERIFY_TOKENS = 8  # ANPD's default verify width
@@ -63,10 +64,11 @@ class SmolLM2:
         self.v_cache = torch.zeros_like(self.k_cache)
 
     def linear(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """What the engine runs: cpu_ops.linear in float32, SGLang's F.linear otherwise."""
+        """What the engine runs: cpu_ops.linear in float32; in bfloat16 SGLang's F.linear
+        through `row_exact.rows_alone`, as `cpu.wrappers.unquantized_linear` calls it."""
         if self.dtype == torch.float32:
             return cpu_ops.linear(x, weight)
-        return F.linear(x, weight)
+        return rows_alone(x, lambda rows: F.linear(rows, weight))
 
     def forward(self, ids: list[int], start: int, record: dict) -> list[int]:
         """One request's tokens at positions start.. as one forward; each op's rows recorded."""
@@ -120,7 +122,8 @@ class SmolLM2:
         if self.dtype == torch.float32:
             logits = cpu_ops.linear(h, self.embed)
         else:
-            logits = torch.matmul(h, self.embed.T)  # LogitsProcessor._compute_lm_head
+            # LogitsProcessor._compute_lm_head, through cpu.wrappers.compute_lm_head
+            logits = rows_alone(h, lambda rows: torch.matmul(rows, self.embed.T))
         rec("lm_head", logits)
         return logits.argmax(-1).tolist()
 

@@ -80,6 +80,16 @@ def test_no_match_means_no_draft_only_the_root():
     assert batch.mask.tolist() == [True]
 
 
+def test_plain_draft_is_the_layout_of_a_batch_with_nothing_matched():
+    """What the worker falls back to when drafting raised: every request verifies its root."""
+    prompts, outputs = [[10, 11, 12], CYCLE], [[13], []]
+    plain = drafter().plain_draft(prompts, outputs)
+    unmatched = drafter().draft_batch(["a", "b"], [[10, 11, 12], [7]], [[13], []])
+    assert plain.width == unmatched.width == 1 and plain.drafted == unmatched.drafted == [0, 0]
+    assert plain.tokens.tolist() == [13, CYCLE[-1]]
+    assert plain.mask.tolist() == unmatched.mask.tolist()
+
+
 def test_root_is_the_last_prompt_token_before_any_output():
     batch = drafter().draft_batch(["a"], [CYCLE], [[]])
     assert batch.tokens[0] == CYCLE[-1]
