@@ -2,8 +2,8 @@
 
 SGLang seams: `SpeculativeAlgorithm.register("ANPD", ...)` (`spec_registry`) with a worker
 that subclasses `NGRAMWorker` and feeds its verify path (pinned by
-tests/contract/test_ngram_worker.py), and one AFTER hook that adds the drafter's counters to
-the scheduler's internal state.
+tests/contract/test_ngram_worker.py), and two AFTER hooks: one adds the drafter's counters to the
+scheduler's internal state, one frees the tables of requests that finished in a step.
 """
 
 from __future__ import annotations
@@ -18,4 +18,11 @@ def hooks() -> list[Hook]:
         "sglang.srt.managers.scheduler_components.internal_state"
         ".SchedulerInternalStateController._add_speculative"
     )
-    return [Hook(target, "AFTER", worker.add_speculative_state)]
+    return [
+        Hook(target, "AFTER", worker.add_speculative_state),
+        Hook(
+            "sglang.srt.managers.scheduler.Scheduler.process_batch_result",
+            "AFTER",
+            worker.release_finished,
+        ),
+    ]

@@ -53,6 +53,22 @@ def add_speculative_state(result, self, state):
     return result
 
 
+def release_finished(result, self, batch, *args, **kwargs):
+    """sglang.srt.managers.scheduler.Scheduler.process_batch_result
+
+    Frees the n-gram tables of the requests that finished in this step (the worker itself
+    only sees a request leave at the next decode batch, which an idle server never runs).
+    Bookkeeping only: a failure here is logged, never raised into the scheduler loop.
+    """
+    drafter = getattr(getattr(self, "draft_worker", None), "drafter", None)
+    if isinstance(drafter, AnpdDrafter) and batch is not None:
+        try:
+            drafter.release([r.rid for r in batch.reqs if r.finished()])
+        except Exception:
+            logger.exception("anpd: releasing the tables of finished requests failed")
+    return result
+
+
 def register_algorithm() -> None:
     """Register ANPD with SGLang's speculative registry (idempotent; every SGLang process)."""
     from sglang.srt.speculative.spec_info import SpeculativeAlgorithm

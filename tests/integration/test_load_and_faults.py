@@ -123,15 +123,12 @@ def test_a_model_forced_to_fork_at_every_token_stays_within_its_limits(server, a
     _assert_nothing_left(server.url, server.log_text())
 
 
-@pytest.mark.xfail(
-    reason="known bug: with a KV pool this small, forked answers come back corrupted (e.g. "
-    "' 2. blueolis cooll'), even the sequential reference; radix-cache eviction of a "
-    "checkpointed parent prefix is the suspect (issue 14)",
-    strict=False,
-)
 def test_small_kv_pool_retracts_forking_requests_without_shortening_answers(apar_model_path):
+    """A 160-token pool, and SGLang's own retraction test mode (SGLANG_TEST_RETRACT: retract
+    every few decode steps) so that forking trees are retracted for certain."""
     with ServerProcess(
-        ["--model-path", apar_model_path, *BASE, "--max-total-tokens", "160"]
+        ["--model-path", apar_model_path, *BASE, "--max-total-tokens", "160"],
+        env={"SGLANG_TEST_RETRACT": "1"},
     ) as small:
         reference = {p: _generate(small.url, p).json()["text"] for p in PROMPTS}
         replies: list[requests.Response] = []
@@ -144,7 +141,7 @@ def test_small_kv_pool_retracts_forking_requests_without_shortening_answers(apar
         for thread in threads:
             thread.join(300)
         log = small.log_text()
-        assert "retract" in log.lower(), "the pool was not small enough to force retraction"
+        assert "Retract requests" in log or "Testing retraction" in log, "nothing was retracted"
         for reply in replies:
             if reply.status_code == 200:  # complete and unchanged, or a clear error
                 assert reply.json()["text"] in reference.values(), reply.json()
