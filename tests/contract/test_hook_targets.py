@@ -7,11 +7,12 @@ purpose, check each wrapper against the new code before updating RECORDED.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 
 import pytest
 from apar_sgl.runtime_patches import _hook_table
+
+from tests.support.dotted import resolve
 
 RECORDED: dict[str, tuple[str, ...]] = {
     "sglang.srt.mem_cache.memory_pool.MHATokenToKVPool._init_kv_copy_and_warmup": ("self",),
@@ -151,20 +152,6 @@ RECORDED: dict[str, tuple[str, ...]] = {
 }
 
 
-def _resolve(target: str):
-    """Import the longest module prefix of `target`, then walk the remaining attributes."""
-    parts = target.split(".")
-    for i in range(len(parts) - 1, 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:i]))
-        except ImportError:
-            continue
-        for name in parts[i:]:
-            obj = getattr(obj, name)
-        return obj
-    raise ImportError(f"no importable module prefix in {target}")
-
-
 def test_every_hook_target_is_recorded():
     # A target may carry several AROUND hooks (HookRegistry chains them), e.g. handle_request.
     assert sorted({hook.target for hook in _hook_table()}) == sorted(RECORDED)
@@ -172,7 +159,7 @@ def test_every_hook_target_is_recorded():
 
 @pytest.mark.parametrize("target", sorted(RECORDED))
 def test_hook_target_signature_is_unchanged(target):
-    params = tuple(inspect.signature(_resolve(target)).parameters)
+    params = tuple(inspect.signature(resolve(target)).parameters)
     assert params == RECORDED[target], f"{target} now takes {params}"
 
 

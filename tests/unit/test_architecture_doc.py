@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import re
 from pathlib import Path
 
+from tests.support.dotted import resolve
+
 DOC = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
-
-
-def _resolve(dotted: str) -> object:
-    """Import the longest importable module prefix, then walk attributes."""
-    parts = dotted.split(".")
-    for cut in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:cut]))
-        except ModuleNotFoundError:
-            continue
-        for attr in parts[cut:]:
-            obj = getattr(obj, attr)
-        return obj
-    raise ModuleNotFoundError(dotted)
 
 
 def test_every_name_in_the_architecture_doc_exists():
@@ -29,7 +16,7 @@ def test_every_name_in_the_architecture_doc_exists():
     missing = []
     for name in names:
         try:
-            _resolve(name)
+            resolve(name)
         except (ImportError, AttributeError) as exc:
             missing.append(f"{name}: {exc!r}")
     assert not missing, missing
