@@ -167,6 +167,7 @@ def _make_worker_class() -> type:
             self.drafter = AnpdDrafter(settings)
             self.ngram_corpus = _CorpusFacade(self.drafter)
             self._decoded_rids: list[str] = []
+            self._fail_drafting = env.test_fault() == "draft"  # read once, not every step
 
         def on_apar_fork(self, parent_rid: str, child_rid: str) -> bool:
             """Start an APAR child's n-gram table as a copy of its parent's; False if none."""
@@ -196,7 +197,7 @@ def _make_worker_class() -> type:
             prompts = [r.origin_input_ids_unpadded for r in reqs]
             outputs = [r.output_ids for r in reqs]
             try:
-                if env.test_fault() == "draft":
+                if self._fail_drafting:
                     raise RuntimeError("fault injected by APAR_TEST_FAULT=draft")
                 return self.drafter.draft_batch(
                     self._decoded_rids,

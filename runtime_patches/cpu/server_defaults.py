@@ -65,10 +65,10 @@ def split_cores(cores: Sequence[int], ranks: int) -> str:
 def _bind_ranks_to_cores(ranks: int) -> None:
     """With more ranks (dp x tp x pp) than NUMA nodes SGLang refuses to start unless
     SGLANG_CPU_OMP_THREADS_BIND names each rank's cores: split this process's cores evenly."""
-    from sglang.srt.utils import get_cpu_ids_by_node
-
     if ranks <= 1 or os.environ.get("SGLANG_CPU_OMP_THREADS_BIND"):
         return
+    from sglang.srt.utils import get_cpu_ids_by_node
+
     if ranks <= len(get_cpu_ids_by_node()):
         return  # SGLang's own default: one NUMA node per rank
     binding = split_cores(sorted(os.sched_getaffinity(0)), ranks)
