@@ -89,6 +89,9 @@ class RequestTables:
         self._states[child_rid] = RequestState(table, self._new_controller(), fed=None)
         return True
 
+    def rids(self) -> list[str]:
+        return list(self._states)
+
     def release(self, rids: Iterable[str]) -> None:
         """Forget finished requests (into the shared corpus, if on); children keep their family
         table through their own."""

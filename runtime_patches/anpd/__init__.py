@@ -2,8 +2,8 @@
 
 SGLang seams: `SpeculativeAlgorithm.register("ANPD", ...)` (`spec_registry`) with a worker
 that subclasses `NGRAMWorker` and feeds its verify path (pinned by
-tests/contract/test_ngram_worker.py), and two AFTER hooks: one adds the drafter's counters to the
-scheduler's internal state, one frees the tables of requests that finished in a step.
+tests/contract/test_ngram_worker.py), and AFTER hooks: one adds the drafter's counters to
+the scheduler's internal state, two free the tables of requests that finished or were aborted.
 """
 
 from __future__ import annotations
@@ -24,5 +24,8 @@ def hooks() -> list[Hook]:
             "sglang.srt.managers.scheduler.Scheduler.process_batch_result",
             "AFTER",
             worker.release_finished,
+        ),
+        Hook(
+            "sglang.srt.managers.scheduler.Scheduler.abort_request", "AFTER", worker.release_aborted
         ),
     ]

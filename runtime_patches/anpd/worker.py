@@ -69,6 +69,24 @@ def release_finished(result, self, batch, *args, **kwargs):
     return result
 
 
+def release_aborted(result, self, recv_req, *args, **kwargs):
+    """sglang.srt.managers.scheduler.Scheduler.abort_request
+
+    Frees the tables of aborted requests, APAR children still queued among them (they got
+    their parent's table at the fork and never reach a decode batch). Bookkeeping only.
+    """
+    drafter = getattr(getattr(self, "draft_worker", None), "drafter", None)
+    if isinstance(drafter, AnpdDrafter):
+        try:
+            everything, prefix = getattr(recv_req, "abort_all", False), recv_req.rid or ""
+            drafter.release(
+                [rid for rid in drafter.tables.rids() if everything or rid.startswith(prefix)]
+            )
+        except Exception:
+            logger.exception("anpd: releasing the tables of aborted requests failed")
+    return result
+
+
 def register_algorithm() -> None:
     """Register ANPD with SGLang's speculative registry (idempotent; every SGLang process)."""
     from sglang.srt.speculative.spec_info import SpeculativeAlgorithm
