@@ -56,9 +56,10 @@ class AparArgs:
     )
     apar_fork_policy: str = _opt(
         "auto",
-        "When a branch may fork: auto (only while the decode step times measured by batch"
-        " size say one more row raises the batch's tokens/s; else the fork token is "
-        "masked and the item is written inline), always, never.",
+        "When a branch may fork: auto (decided once per answer, at its first decode step: "
+        "forks only if the decode step times measured by batch size say one more row raises "
+        "the batch's tokens/s; else the fork token is masked and the answer is written "
+        "serially), always, never.",
     )
     anpd_max_n: int = _opt(
         6,

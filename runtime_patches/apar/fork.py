@@ -2,8 +2,8 @@
 
 Per scheduler iteration:
 1. `run_batch`: requests get their APAR role (`req.apar`); the fork policy
-   (`--apar-fork-policy`, `apar_sgl.fork_policy`) decides at this decode batch's size from
-   the step times measured here; a branch past a limit or denied by the policy gets its fork
+   (`--apar-fork-policy`, `apar_sgl.fork_policy`) decides once per tree, at its first decode
+   batch's size, from the step times measured here; a branch past a limit or denied by the policy gets its fork
    token masked out (a -inf entry in the batch's logit-bias row, written only when a row's
    permission changes) so the model goes on serially. The decode step is timed.
 2. `process_batch_result`, after SGLang's own processing, only for the trees with a branch in
@@ -186,15 +186,24 @@ def _apar_wanted(req) -> bool:
 
 
 def _decide_forks(runtime: AparRuntime, batch) -> None:
-    """Apply the fork policy at this batch's size; count its verdict once per tree."""
-    decision = runtime.decide_forks(len(batch.reqs))
+    """Give each tree its fork verdict once, at its first decode step, at this batch's size.
+
+    A verdict that changed mid-answer would leave the model a context it was never trained on
+    (some items forked, the next one's fork token masked), so an answer is either the model's
+    whole tree or its serial answer. Each tree counts the steps its verdict allowed or masked.
+    """
+    decision = None
     seen: set[int] = set()
     for req in batch.reqs:
         node = req.apar
-        if node is not None and id(node.tree) not in seen:
-            seen.add(id(node.tree))
-            node.tree.fork_steps[0 if decision.allow else 1] += 1
-            node.tree.fork_decision = decision
+        if node is None or id(node.tree) in seen:
+            continue
+        tree = node.tree
+        seen.add(id(tree))
+        if tree.fork_decision is None:
+            decision = decision or runtime.decide_forks(len(batch.reqs))
+            tree.fork_decision = decision
+        tree.fork_steps[0 if tree.fork_decision.allow else 1] += 1
 
 
 def _mask_fork_token(runtime: AparRuntime, batch) -> None:

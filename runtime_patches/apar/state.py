@@ -125,7 +125,7 @@ class AparTree:
     truncated: bool = False  # the answer budget (max_new_tokens) ran out
     nodes: list[AparNode] = field(default_factory=list)  # pre-order of creation
     fork_steps: list[int] = field(default_factory=lambda: [0, 0])  # policy: [allowed, masked]
-    fork_decision: ForkDecision | None = None  # the policy's last decision for this tree
+    fork_decision: ForkDecision | None = None  # the policy's verdict, kept for the whole tree
 
     def live_children(self) -> int:
         return sum(1 for n in self.nodes if n.parent is not None and not n.done)
@@ -192,7 +192,7 @@ class AparTree:
                 "policy": runtime.args.apar_fork_policy,
                 "allowed_steps": self.fork_steps[0],
                 "masked_steps": self.fork_steps[1],
-                "last": None if self.fork_decision is None else self.fork_decision.as_dict(),
+                "decision": None if self.fork_decision is None else self.fork_decision.as_dict(),
                 "step_ms": runtime.step_times.as_ms(),
             },
         }
@@ -219,7 +219,6 @@ class AparRuntime:
     # (a speculative worker that keeps per-request state registers here, e.g. ANPD's tables).
     on_spawn: list[Callable[[str, str], object]] = field(default_factory=list)
     step_times: StepTimes = field(default_factory=StepTimes)  # decode steps, by batch rows
-    decision: ForkDecision | None = None  # the fork policy at the current decode batch
     bias_written: tuple[Any, tuple[int, ...]] | None = None  # see fork._mask_fork_token
 
     @classmethod
@@ -262,15 +261,14 @@ class AparRuntime:
 
     def decide_forks(self, rows: int) -> ForkDecision:
         """The fork policy for a decode batch of `rows` rows (`apar_sgl.fork_policy`)."""
-        self.decision = decide(self.args.apar_fork_policy, rows, self.step_times)
-        return self.decision
+        return decide(self.args.apar_fork_policy, rows, self.step_times)
 
     def tree_may_fork(self, tree: AparTree) -> bool:
         """Whether the branches of `tree` may emit a fork token now (else it is masked out);
         a branch at the depth limit may not either."""
         limits = tree.limits
         return (
-            (self.decision is None or self.decision.allow)
+            (tree.fork_decision is None or tree.fork_decision.allow)
             and not (tree.aborted or tree.truncated)
             and tree.forks + tree.pending_forks() < limits.max_branches
             and limits.max_concurrent_children > 0

@@ -38,18 +38,23 @@ def test_never_gives_the_serial_answer_of_the_fork_masked_model(apar_model_path,
     assert stats["branches"] == 1
     policy = stats["fork_policy"]
     assert (policy["policy"], policy["allowed_steps"]) == ("never", 0)
-    assert policy["masked_steps"] > 0 and policy["last"]["reason"] == "policy"
+    assert policy["masked_steps"] > 0 and policy["decision"]["reason"] == "policy"
 
 
-def test_auto_reports_its_choice_and_inputs_and_keeps_the_answer(apar_model_path):
+def test_auto_decides_once_per_answer_reports_why_and_keeps_the_answer(apar_model_path):
     outs = generate_isolated(apar_model_path, _engine("auto"), [(LIST_PROMPT, GREEDY)] * 3)
     for out in outs:  # forked or written inline, the fixture model's answer is the same
         assert out["text"] == LIST_ANSWER
-    policy = outs[-1]["meta_info"]["apar"]["fork_policy"]
-    assert policy["policy"] == "auto"
-    assert policy["allowed_steps"] + policy["masked_steps"] > 0
-    last = policy["last"]
-    assert last["reason"] in ("unmeasured", "gain") and last["rows"] >= 1
-    assert policy["step_ms"] and all(ms > 0 for ms in policy["step_ms"].values())
-    if last["reason"] == "gain":
-        assert last["allow"] == (last["gain"] >= MIN_GAIN)
+        policy = out["meta_info"]["apar"]["fork_policy"]
+        assert policy["policy"] == "auto"
+        # one verdict for the whole answer: every step allowed, or every step masked
+        assert sorted([policy["allowed_steps"], policy["masked_steps"]])[0] == 0
+        assert policy["allowed_steps"] + policy["masked_steps"] > 0
+        decision = policy["decision"]
+        assert decision["reason"] in ("unmeasured", "gain") and decision["rows"] >= 1
+        branches = out["meta_info"]["apar"]["branches"]
+        assert (branches > 1) == decision["allow"]
+        if decision["reason"] == "gain":
+            assert decision["allow"] == (decision["gain"] >= MIN_GAIN)
+    assert outs[0]["meta_info"]["apar"]["fork_policy"]["decision"]["reason"] == "unmeasured"
+    assert all(ms > 0 for ms in outs[-1]["meta_info"]["apar"]["fork_policy"]["step_ms"].values())
