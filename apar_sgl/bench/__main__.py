@@ -226,11 +226,11 @@ def _row_dict(row) -> dict:
     return {k: v._asdict() if hasattr(v, "_asdict") else v for k, v in row._asdict().items()}
 
 
-if __name__ == "__main__":
-    main()
-
-
 def _endpoint(spec: str) -> tuple[str, Endpoint]:
     """`NAME=URL` or `URL` (named endpoint) for --url."""
     name, _, url = spec.partition("=") if "=" in spec.split("://")[0] else ("", "", spec)
     return name or "endpoint", Endpoint(url)
+
+
+if __name__ == "__main__":
+    main()
