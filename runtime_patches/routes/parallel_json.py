@@ -1,7 +1,8 @@
 """Field-parallel JSON on /v1/chat/completions, opted into with `"apar_parallel_json": true`.
 
 A chat request with `response_format={"type": "json_schema", ...}` and the flag at the top of
-its body is answered with ONE JSON document whose leaves are generated in parallel branches on
+its body (or `"x-apar-parallel-json": true` at the top of its schema, which survives proxies
+such as sglang-router that rebuild the body from OpenAI's fields) is answered with ONE JSON document whose leaves are generated in parallel branches on
 the shared chat prompt, through the DSL's planner and step (`gen_json`, `split_schema`,
 `generate_json`). Without the flag the request goes to SGLang untouched.
 
@@ -39,6 +40,7 @@ from apar_sgl.config import apar_args_of
 logger = logging.getLogger(__name__)
 
 FLAG = "apar_parallel_json"
+SCHEMA_FLAG = "x-apar-parallel-json"  # the same opt-in as a schema extension keyword
 _NAME = "response"
 
 
@@ -68,10 +70,23 @@ async def _opted_in(raw_request) -> bool:
         body = await raw_request.json()
     except ValueError:
         return False  # SGLang already parsed it; let the original handler answer
-    flag = body.get(FLAG, False) if isinstance(body, dict) else False
+    if not isinstance(body, dict):
+        return False
+    flag = body.get(FLAG, False)
     if not isinstance(flag, bool):
         raise _bad(f"{FLAG} must be a boolean, got {flag!r}")
-    return flag
+    in_schema = _schema_of(body).get(SCHEMA_FLAG, False)
+    if not isinstance(in_schema, bool):
+        raise _bad(f"response_format.json_schema.schema/{SCHEMA_FLAG} must be a boolean")
+    return flag or in_schema
+
+
+def _schema_of(body: dict) -> dict:
+    """The raw body's JSON schema, or {} where it has none."""
+    fmt = body.get("response_format")
+    spec = fmt.get("json_schema") if isinstance(fmt, dict) else None
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    return schema if isinstance(schema, dict) else {}
 
 
 async def _parallel_json(serving, request, raw_request):
@@ -112,6 +127,7 @@ def plan_request(request, max_branches: int) -> tuple[GenJson, SchemaPlan]:
     schema = fmt.json_schema.schema_
     if not isinstance(schema, dict):
         raise _bad(f"{FLAG}: response_format.json_schema.schema is missing")
+    schema = {key: value for key, value in schema.items() if key != SCHEMA_FLAG}
     max_tokens = request.max_completion_tokens or request.max_tokens
     temperature = 0.0 if request.temperature is None else request.temperature
     try:

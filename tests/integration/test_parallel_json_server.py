@@ -127,6 +127,16 @@ def test_without_the_flag_sglang_answers_as_usual(server):
         assert json.loads(body["choices"][0]["message"]["content"])["a"] in (True, False)
 
 
+def test_the_schema_keyword_opts_in_as_the_flag_does(server):
+    by_flag = _chat(server, PROFILE).json()
+    by_keyword = _chat(server, {**PROFILE, "x-apar-parallel-json": True}, flag=None).json()
+    assert by_keyword["metadata"]["apar_parallel_json"] == by_flag["metadata"]["apar_parallel_json"]
+    content = by_keyword["choices"][0]["message"]["content"]
+    assert content == by_flag["choices"][0]["message"]["content"]
+    response = _chat(server, {**PROFILE, "x-apar-parallel-json": "yes"}, flag=None)
+    assert response.status_code == 400 and "must be a boolean" in response.json()["message"]
+
+
 @pytest.mark.parametrize(
     ("schema", "pointer", "words"),
     [

@@ -184,23 +184,32 @@ def test_per_request_apar_fields_pass_through_completions(cluster):
     assert raw != LIST_ANSWER  # the model's own serial text: the opt-out reached the worker
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sglang-router 0.3.2 rebuilds chat requests from its own schema and drops "
-    "`apar_parallel_json` (and `custom_params`); the worker then answers serially",
-)
-def test_parallel_json_through_the_router(cluster):
+def _parallel_json_chat(url: str, **opt_in) -> requests.Response:
+    schema = {**SCHEMA, **opt_in.pop("schema_extra", {})}
     body = {
         "model": "default",
         "messages": [{"role": "user", "content": "red level 3 active"}],
         "temperature": 0,
         "max_tokens": 16,
-        "response_format": {"type": "json_schema", "json_schema": {"name": "p", "schema": SCHEMA}},
-        "apar_parallel_json": True,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "p", "schema": schema}},
+        **opt_in,
     }
-    response = requests.post(cluster.url + "/v1/chat/completions", json=body, timeout=TIMEOUT)
-    assert response.status_code == 200, response.text
-    assert response.json()["metadata"]["apar_parallel_json"]["branches"] == 3
+    return requests.post(url + "/v1/chat/completions", json=body, timeout=TIMEOUT)
+
+
+def test_parallel_json_through_the_router_with_the_schema_keyword(cluster):
+    """sglang-router 0.3.2 rebuilds chat requests from OpenAI's fields and drops the
+    `apar_parallel_json` body flag; the schema keyword survives and opts in."""
+    dropped = _parallel_json_chat(cluster.url, apar_parallel_json=True)
+    assert dropped.status_code == 200 and "apar_parallel_json" not in (
+        dropped.json().get("metadata") or {}
+    )
+    routed = _parallel_json_chat(cluster.url, schema_extra={"x-apar-parallel-json": True})
+    assert routed.status_code == 200, routed.text
+    direct = _parallel_json_chat(cluster.workers[0].url, apar_parallel_json=True)
+    assert routed.json()["metadata"]["apar_parallel_json"]["branches"] == 3
+    content = routed.json()["choices"][0]["message"]["content"]
+    assert content == direct.json()["choices"][0]["message"]["content"]
 
 
 def _prefix(i: int) -> str:

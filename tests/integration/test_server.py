@@ -16,6 +16,23 @@ def server(tiny_server):
     return tiny_server
 
 
+def test_an_idle_server_leaves_the_cores_to_others(server):
+    """SGLang's scheduler busy-polls when idle unless --sleep-on-idle; the CPU platform sets it."""
+    import time
+
+    import psutil
+
+    info = requests.get(server.url + "/get_server_info", timeout=30).json()
+    assert info["sleep_on_idle"] is True
+    launcher = psutil.Process(server.proc.pid)
+    schedulers = [p for p in launcher.children(recursive=True) if "scheduler" in p.name()]
+    assert schedulers
+    before = sum(p.cpu_times().user + p.cpu_times().system for p in schedulers)
+    time.sleep(3)
+    after = sum(p.cpu_times().user + p.cpu_times().system for p in schedulers)
+    assert after - before < 0.5  # a busy-polling scheduler uses about 3 s of CPU here
+
+
 def test_chat_completion_returns_text(server):
     from openai import OpenAI
 
