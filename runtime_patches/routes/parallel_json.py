@@ -2,9 +2,10 @@
 
 A chat request with `response_format={"type": "json_schema", ...}` and the flag at the top of
 its body (or `"x-apar-parallel-json": true` at the top of its schema, which survives proxies
-such as sglang-router that rebuild the body from OpenAI's fields) is answered with ONE JSON document whose leaves are generated in parallel branches on
-the shared chat prompt, through the DSL's planner and step (`gen_json`, `split_schema`,
-`generate_json`). Without the flag the request goes to SGLang untouched.
+such as sglang-router that rebuild the body from OpenAI's fields) is answered with ONE JSON
+document whose leaves are generated in parallel branches on the shared chat prompt, through the
+DSL's planner and step (`gen_json`, `split_schema`, `generate_json`). Without the flag the
+request goes to SGLang untouched.
 
 `max_completion_tokens` / `max_tokens` cap each leaf branch (default: each leaf's budget follows
 from its bound, see `apar_sgl.dsl.leaf_bounds`); the temperature defaults to 0. Errors, never
