@@ -2,10 +2,11 @@
 
 Per scheduler iteration:
 1. `run_batch`: requests get their APAR role (`req.apar`); the fork policy
-   (`--apar-fork-policy`, `apar_sgl.fork_policy`) decides once per tree, at its first decode batch's size,
-   from the step times measured here; a branch past a limit or denied by the policy gets its
-   fork token masked out (a -inf entry in the batch's logit-bias row, written only when a row's
-   permission changes) so the model goes on serially. The decode step is timed.
+   (`--apar-fork-policy`, `apar_sgl.fork_policy`) decides once per tree, at its first
+   decode batch's size, from the step times measured here; a branch past a limit or denied
+   by the policy gets its fork token masked out (a -inf entry in the batch's logit-bias row,
+   written only when a row's permission changes) so the model goes on serially. The decode
+   step is timed.
 2. `process_batch_result`, after SGLang's own processing, only for the trees with a branch in
    this batch (or waiting to start a child): new fork tokens are found; once the
    parent's KV covers one, the parent is checkpointed into the radix tree and a child
