@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from apar_sgl.dsl.schema_walk import SchemaSplitError, check_limits, escape_pointer
+
 logger = logging.getLogger(__name__)
 
 SEQUENTIAL_KEY = "apar_sequential"
@@ -66,10 +68,6 @@ _SUBSCHEMA_KEYS = frozenset(
 )
 _SUBSCHEMA_MAP_KEYS = frozenset({"properties", "patternProperties", "dependentSchemas"})
 _SUBSCHEMA_LIST_KEYS = frozenset({"prefixItems", "allOf", "anyOf", "oneOf"})
-
-
-class SchemaSplitError(ValueError):
-    """A schema part cannot be split; the message starts with its JSON pointer."""
 
 
 class AssembleError(ValueError):
@@ -155,8 +153,6 @@ def split_schema(
     fields: Iterable[str | Path] | None = None,
 ) -> SchemaPlan:
     """Plan one branch per leaf of an object schema; raise SchemaSplitError before generating."""
-    from apar_sgl.dsl.schema_limits import check_limits
-
     if _is_model(model_or_schema):
         model, schema = model_or_schema, model_or_schema.model_json_schema()
     elif isinstance(model_or_schema, Mapping):
@@ -487,11 +483,6 @@ def _is_model(obj: Any) -> bool:
 
 def _key(path: Iterable[str | int]) -> tuple[str, ...]:
     return tuple(str(p) for p in path)
-
-
-def escape_pointer(token: Any) -> str:
-    """One RFC 6901 reference token."""
-    return str(token).replace("~", "~0").replace("/", "~1")
 
 
 def _pointer(path: Iterable[Any]) -> str:

@@ -15,7 +15,7 @@ naming its property path; a branch the engine rejects gets the engine's status a
 branch's pointer.
 
 Caps on client input, each a 400 naming the JSON pointer where it was crossed: the schema's
-size, depth and pattern length (`apar_sgl.dsl.schema_limits`: 20,000 values, 64 levels,
+size, depth and pattern length (`apar_sgl.dsl.schema_walk`: 20,000 values, 64 levels,
 1,000 characters) and its branches
 (`--apar-max-json-branches`, default 64). The schema is checked and split in a worker thread,
 so a large schema never stalls the event loop that serves other clients.

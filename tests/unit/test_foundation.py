@@ -188,6 +188,7 @@ LIGHT_MODULES = [
     "apar_sgl.dsl",
     "apar_sgl.dsl.schema_split",
     "apar_sgl.dsl.schema_limits",
+    "apar_sgl.dsl.schema_walk",
     "apar_sgl.dsl.leaf_bounds",
     "apar_sgl.dsl.skeleton",
     "apar_sgl.train.convert",

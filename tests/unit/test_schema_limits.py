@@ -7,13 +7,9 @@ import re
 
 import pytest
 from apar_sgl.dsl.leaf_bounds import tighten
-from apar_sgl.dsl.schema_limits import (
-    MAX_SCHEMA_DEPTH,
-    MAX_SCHEMA_NODES,
-    check_limits,
-    plan_untrusted,
-)
+from apar_sgl.dsl.schema_limits import plan_untrusted
 from apar_sgl.dsl.schema_split import SchemaSplitError, split_schema
+from apar_sgl.dsl.schema_walk import MAX_SCHEMA_DEPTH, MAX_SCHEMA_NODES, check_limits
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
