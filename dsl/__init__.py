@@ -15,7 +15,6 @@ from apar_sgl.dsl.backend import (
     default_backend,
     set_default_backend,
 )
-from apar_sgl.dsl.executor import GenerationError
 from apar_sgl.dsl.json_gen import BranchError
 from apar_sgl.dsl.ops import (
     DslError,
@@ -29,9 +28,10 @@ from apar_sgl.dsl.ops import (
     user,
 )
 from apar_sgl.dsl.program import Program, ProgramStream, function
+from apar_sgl.dsl.run import GenerationError, StreamChunk
 from apar_sgl.dsl.schema_split import SchemaSplitError
 from apar_sgl.dsl.skeleton import SkeletonAnswer, skeleton
-from apar_sgl.dsl.state import DeferredError, State, StreamChunk, fork
+from apar_sgl.dsl.state import DeferredError, State, fork
 
 # pyproject maps this folder into apar_sgl; loading it as `dsl` too would make two copies.
 if __name__ != "apar_sgl.dsl":

@@ -9,30 +9,28 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Generator, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from apar_sgl.dsl.backend import Completion, Request
-from apar_sgl.dsl.ops import DslError, Expr, Gen, GenJson, RoleBegin, RoleEnd, Seq, Text, flatten
-from apar_sgl.dsl.state import Fork, ForkExpr, Run, State, StreamChunk
+from apar_sgl.dsl.ops import (
+    DslError,
+    Expr,
+    ForkExpr,
+    Gen,
+    GenJson,
+    RoleBegin,
+    RoleEnd,
+    Seq,
+    Text,
+    flatten,
+)
+from apar_sgl.dsl.run import GenerationError, Step, commit_request, finish_type
+
+if TYPE_CHECKING:
+    from apar_sgl.dsl.state import Fork, State
 
 logger = logging.getLogger(__name__)
-
-Step = Generator[list[Request], list[Completion], None]
-
-
-class GenerationError(RuntimeError):
-    """A constrained generation did not produce a valid value (names the capture or path)."""
-
-
-def drive(run: Run, step: Step) -> None:
-    """Run ``step`` to completion against the run's backend, one batch per yield."""
-    try:
-        requests = next(step)
-        while True:
-            requests = step.send(_call(run, requests))
-    except StopIteration:
-        return
 
 
 def execute(state: State, expr: Expr) -> Step:
@@ -76,11 +74,6 @@ def run_fork(parent: State, fork: Fork) -> Step:
     parent.forks.append(fork.branches)
 
 
-def commit_request(prompt: str, label: str) -> Request:
-    """Prefill ``prompt`` into the radix cache so that the branches after it share it."""
-    return Request(prompt, {"max_new_tokens": 0, "custom_params": {"apar": False}}, label)
-
-
 def gather(steps: Sequence[Step]) -> Step:
     """Run ``steps`` together: each round sends every unfinished step's requests as one batch."""
     waiting: list[tuple[Step, list[Request]]] = []
@@ -105,33 +98,13 @@ def _advance(step: Step, sent: list[Completion] | None, waiting: list) -> None:
     waiting.append((step, requests))
 
 
-def _call(run: Run, requests: list[Request]) -> list[Completion]:
-    for r in requests:
-        if not r.prompt:
-            raise DslError(f"{r.label}: the prompt is empty; add text before generating")
-    if run.sink is not None and len(requests) == 1 and requests[0].params.get("max_new_tokens"):
-        stream = run.backend.stream(requests[0])
-        try:
-            while True:
-                if delta := next(stream):
-                    run.sink(StreamChunk(requests[0].label, delta))
-        except StopIteration as done:
-            return [done.value]
-    completions = run.backend.generate(requests)
-    if run.sink is not None:
-        for r, c in zip(requests, completions, strict=True):
-            if r.params.get("max_new_tokens"):
-                run.sink(StreamChunk(r.label, c.text))
-    return completions
-
-
 def _value(gen: Gen, completion: Completion, label: str) -> Any:
     text = completion.text
     if gen.choices is not None and text not in gen.choices:
         raise GenerationError(f"{label}: output {text!r} is not one of {list(gen.choices)}")
     if "json_schema" not in gen.params:
         return text
-    if _finish(completion) == "length":
+    if finish_type(completion.meta) == "length":
         raise GenerationError(
             f"{label}: JSON did not finish within max_tokens={gen.params['max_new_tokens']}: "
             f"{text[:80]!r}"
@@ -141,11 +114,6 @@ def _value(gen: Gen, completion: Completion, label: str) -> Any:
     except json.JSONDecodeError as exc:
         raise GenerationError(f"{label}: output is not JSON ({exc}): {text[:80]!r}") from None
     return gen.model.model_validate(value) if gen.model is not None else value
-
-
-def _finish(completion: Completion) -> str | None:
-    reason = completion.meta.get("finish_reason")
-    return reason.get("type") if isinstance(reason, dict) else reason
 
 
 def _label(state: State, name: str | None) -> str:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Generator, Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from apar_sgl.dsl.backend import Completion, Request
-from apar_sgl.dsl.executor import GenerationError, Step, _finish, commit_request
 from apar_sgl.dsl.leaf_bounds import LeafBound, tighten
 from apar_sgl.dsl.ops import GenJson
+from apar_sgl.dsl.run import GenerationError, Step, commit_request, finish_type
 from apar_sgl.dsl.schema_split import (
     FieldBranch,
     Path,
@@ -29,7 +29,9 @@ from apar_sgl.dsl.schema_split import (
     split_schema,
     validate,
 )
-from apar_sgl.dsl.state import State
+
+if TYPE_CHECKING:
+    from apar_sgl.dsl.state import State
 
 logger = logging.getLogger(__name__)
 
@@ -112,11 +114,11 @@ def leaf_params(bound: LeafBound, expr: GenJson) -> dict[str, Any]:
 
 
 def parse_leaf(branch: FieldBranch, completion: Completion, budget: int, bound: LeafBound) -> Any:
-    if _finish(completion) == "abort":
+    if finish_type(completion.meta) == "abort":
         reason = completion.meta.get("finish_reason")
         message = reason.get("message") if isinstance(reason, dict) else None
         raise BranchError(branch, f"aborted: {message or 'no reason given'}")
-    if _finish(completion) == "length":
+    if finish_type(completion.meta) == "length":
         raise BranchError(
             branch,
             f"value did not finish within max_tokens={budget} (bound: {bound.description}); "

@@ -1,4 +1,4 @@
-"""Immutable program expressions: text, role markers, `gen`, `gen_json`, and their sequences.
+"""Program expressions: text, role markers, `gen`, `gen_json`, nested forks, and sequences.
 
 A state executes them with ``state += expr``; ``"prefix " + gen("x")`` builds a sequence.
 """
@@ -9,9 +9,12 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from apar_sgl.dsl.leaf_bounds import DEFAULT_MAX_STRING_LENGTH
+
+if TYPE_CHECKING:
+    from apar_sgl.dsl.state import Fork
 
 ROLES = ("system", "user", "assistant")
 Role = Literal["system", "user", "assistant"]
@@ -224,3 +227,12 @@ def assistant_end() -> RoleEnd:
 
 def _role(role: Role, content: Expr | str) -> Seq:
     return Seq((RoleBegin(role), *_items(as_expr(content)), RoleEnd(role)))
+
+
+class ForkExpr(Expr):
+    """A nested fork recorded inside a branch (its `Fork` runs when the branch runs)."""
+
+    __slots__ = ("fork",)
+
+    def __init__(self, fork: Fork) -> None:
+        self.fork = fork

@@ -12,7 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from apar_sgl.dsl.backend import Backend, as_backend
-from apar_sgl.dsl.state import Run, State, StreamChunk, _current
+from apar_sgl.dsl.run import Run, StreamChunk
+from apar_sgl.dsl.state import State, _current
 
 logger = logging.getLogger(__name__)
 

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 from apar_sgl.dsl.ops import DslError, assistant_begin, assistant_end, gen, system, user
 from apar_sgl.dsl.program import function
+from apar_sgl.dsl.run import finish_type
 from apar_sgl.dsl.state import State
 
 logger = logging.getLogger(__name__)
@@ -186,10 +187,5 @@ def stats(plan: Outline, metas: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "total_tokens": skeleton_tokens + sum(tokens),
         "critical_path_steps": skeleton_tokens + max(tokens, default=0),
         "cached_tokens": [m.get("cached_tokens", 0) for m in metas],
-        "finish_reasons": [_finish_type(m) for m in metas],
+        "finish_reasons": [finish_type(m) for m in metas],
     }
-
-
-def _finish_type(meta: dict[str, Any]) -> str | None:
-    reason = meta.get("finish_reason")
-    return reason.get("type") if isinstance(reason, dict) else reason

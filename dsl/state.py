@@ -4,29 +4,13 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import Any
 
-from apar_sgl.dsl.backend import Backend
-from apar_sgl.dsl.ops import DslError, Expr, as_expr
+from apar_sgl.dsl.ops import DslError, Expr, ForkExpr, as_expr
+from apar_sgl.dsl.run import Run, drive
 
 logger = logging.getLogger(__name__)
-
-
-class StreamChunk(NamedTuple):
-    """Text produced for capture ``label`` (e.g. ``"summary"`` or ``"fork0[1].day"``)."""
-
-    label: str
-    text: str
-
-
-@dataclass(slots=True, eq=False)
-class Run:
-    """What every state of one program run shares."""
-
-    backend: Backend
-    sink: Callable[[StreamChunk], None] | None = None
 
 
 _current: contextvars.ContextVar[State] = contextvars.ContextVar("apar_current_state")
@@ -61,7 +45,7 @@ class State:
         if self._pending is not None:
             self._pending.append(expr)
         else:
-            from apar_sgl.dsl.executor import drive, execute
+            from apar_sgl.dsl.executor import execute
 
             drive(self._run, execute(self, expr))
         return self
@@ -164,21 +148,12 @@ class Fork:
         if self.parent._pending is not None:
             self.parent._pending.append(ForkExpr(self))
         else:
-            from apar_sgl.dsl.executor import drive, run_fork
+            from apar_sgl.dsl.executor import run_fork
 
             drive(self.parent._run, run_fork(self.parent, self))
 
     def __repr__(self) -> str:
         return f"Fork({len(self.branches)} branches of {self.parent.label or 'root'})"
-
-
-class ForkExpr(Expr):
-    """A nested fork recorded inside a branch."""
-
-    __slots__ = ("fork",)
-
-    def __init__(self, fork: Fork) -> None:
-        self.fork = fork
 
 
 def current_state() -> State:

@@ -29,9 +29,9 @@ import logging
 from collections.abc import Sequence
 
 from apar_sgl.dsl.backend import Completion, Request
-from apar_sgl.dsl.executor import GenerationError
 from apar_sgl.dsl.json_gen import BranchError, JsonResult, generate_json
 from apar_sgl.dsl.ops import DslError, GenJson, gen_json
+from apar_sgl.dsl.run import GenerationError
 from apar_sgl.dsl.schema_limits import plan_untrusted
 from apar_sgl.dsl.schema_split import SchemaPlan
 from apar_sgl.runtime_patches.routes.chat_response import chat_response

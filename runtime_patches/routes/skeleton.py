@@ -29,7 +29,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 
 from apar_sgl.dsl.backend import Backend, BackendError, Completion, Request
-from apar_sgl.dsl.executor import GenerationError
+from apar_sgl.dsl.run import GenerationError
 from apar_sgl.dsl.skeleton import Outline, SkeletonAnswer, SkeletonOptions, expand, outline, stats
 from apar_sgl.runtime_patches.apar.openai_api import _with_apar
 from apar_sgl.runtime_patches.routes.chat_response import chat_response

@@ -107,9 +107,7 @@ def test_the_graph_sees_real_imports():
 
 # Deferred (function-level) imports in the DSL that still close a cycle; not yet untangled.
 # Remove an entry when its cycle is broken; a new cycle fails this test.
-KNOWN_CYCLES = [
-    ["apar_sgl.dsl.executor", "apar_sgl.dsl.json_gen", "apar_sgl.dsl.state"],
-]
+KNOWN_CYCLES = []
 
 
 def test_no_import_cycles_but_the_known_ones():
