@@ -16,14 +16,16 @@ def server(tiny_server):
     return tiny_server
 
 
-def test_an_idle_server_leaves_the_cores_to_others(server):
-    """SGLang's scheduler busy-polls when idle unless --sleep-on-idle; the CPU platform sets it."""
+def test_the_scheduler_leaves_the_cores_to_the_forward_pass(server):
+    """SGLang's scheduler busy-polls when idle unless --sleep-on-idle, and its overlap thread
+    competes with the forward pass; the CPU platform sets both flags."""
     import time
 
     import psutil
 
     info = requests.get(server.url + "/get_server_info", timeout=30).json()
     assert info["sleep_on_idle"] is True
+    assert info["disable_overlap_schedule"] is True  # its second thread takes a forward's core
     launcher = psutil.Process(server.proc.pid)
     schedulers = [p for p in launcher.children(recursive=True) if "scheduler" in p.name()]
     assert schedulers
