@@ -102,6 +102,7 @@ def run_mode(
     engine.loop.run_until_complete(all_requests())  # the loop SGLang's Engine runs on
     wall = time.perf_counter() - started
     info = engine.get_server_info()
-    drafter = info["internal_states"][0].get("anpd")
+    # A router in front of the workers answers without the schedulers' internal states.
+    drafter = (info.get("internal_states") or [{}])[0].get("anpd")
     dtype = str(info.get("dtype", "?"))
     return ModeRun(mode.name, model, concurrency, wall, list(results), drafter, trial, dtype)
