@@ -17,7 +17,7 @@ from collections.abc import Generator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from apar_sgl.dsl.backend import Completion, Request
-from apar_sgl.dsl.leaf_bounds import LeafBound, tighten
+from apar_sgl.dsl.leaf_bounds import FRACTION_DIGITS, INTEGER_LIMIT, LeafBound, tighten
 from apar_sgl.dsl.ops import GenJson
 from apar_sgl.dsl.run import GenerationError, Step, commit_request, finish_type
 from apar_sgl.dsl.schema_split import (
@@ -80,12 +80,13 @@ def generate_json(
         requests = []
         for b in stage:
             seen = [(p, values[p.path]) for p in plan.branches if levels[p.path] < levels[b.path]]
-            params = leaf_params(bounds[b.path], expr)
+            params = leaf_params(bounds[b.path], expr, open_number_regex(b))
             requests.append(Request(branch_prompt(prefix, b, seen), params, label + b.pointer))
         completions = yield requests
         for b, request, completion in zip(stage, requests, completions, strict=True):
             budget = request.params["max_new_tokens"]
-            values[b.path] = parse_leaf(b, completion, budget, bounds[b.path])
+            terminated = "regex" in request.params
+            values[b.path] = parse_leaf(b, completion, budget, bounds[b.path], terminated)
             metas[b.pointer] = completion.meta
     obj = assemble(plan, values)
     return JsonResult(obj, validate_result(plan, obj), metas)
@@ -104,16 +105,48 @@ def branch_prompt(prefix: str, branch: FieldBranch, seen: list[tuple[FieldBranch
     return f"{prefix}{separator}{''.join(lines)}{branch.question}:\n{opening}"
 
 
-def leaf_params(bound: LeafBound, expr: GenJson) -> dict[str, Any]:
-    return {
-        "max_new_tokens": expr.max_tokens or bound.max_tokens,
+def open_number_regex(branch: FieldBranch) -> str | None:
+    """A regex for a number leaf with no upper bound of its own (and none or 0 below), or None.
+
+    After a number's digits a model writes the ``,`` or ``}`` that follows a JSON value, never
+    the end of the text; under the number's schema alone neither is allowed, so it writes
+    digits up to the 15-digit default bound (``"age": 452123212312321``). Generated as the
+    digits then that delimiter, it ends where the model ends it; the delimiter is cut off.
+    """
+    schema = branch.schema
+    kind = schema.get("type")
+    if kind not in ("integer", "number") or isinstance(branch.path[-1], int):
+        return None
+    if any(key in schema for key in ("enum", "const", "maximum", "exclusiveMaximum")):
+        return None
+    if schema.get("minimum", 0) != 0 or "exclusiveMinimum" in schema:
+        return None
+    digits = len(str(INTEGER_LIMIT))
+    sign = "" if "minimum" in schema else "-?"
+    fraction = rf"(\.[0-9]{{1,{FRACTION_DIGITS}}})?" if kind == "number" else ""
+    return rf"{sign}(0|[1-9][0-9]{{0,{digits - 1}}}){fraction}[,}}]"
+
+
+def leaf_params(bound: LeafBound, expr: GenJson, regex: str | None = None) -> dict[str, Any]:
+    """Sampling parameters of one leaf: its tightened schema, or `regex` (one more token)."""
+    params = {
+        "max_new_tokens": expr.max_tokens or bound.max_tokens + (regex is not None),
         "temperature": expr.temperature,
-        "json_schema": json.dumps(bound.schema),
         "custom_params": {"apar": False},
     }
+    if regex is None:
+        return params | {"json_schema": json.dumps(bound.schema)}
+    return params | {"regex": regex}
 
 
-def parse_leaf(branch: FieldBranch, completion: Completion, budget: int, bound: LeafBound) -> Any:
+def parse_leaf(
+    branch: FieldBranch,
+    completion: Completion,
+    budget: int,
+    bound: LeafBound,
+    terminated: bool = False,
+) -> Any:
+    """The leaf's value; `terminated`: its text ends with a delimiter to cut off."""
     if finish_type(completion.meta) == "abort":
         reason = completion.meta.get("finish_reason")
         message = reason.get("message") if isinstance(reason, dict) else None
@@ -124,8 +157,9 @@ def parse_leaf(branch: FieldBranch, completion: Completion, budget: int, bound: 
             f"value did not finish within max_tokens={budget} (bound: {bound.description}); "
             f"generated {completion.text[:80]!r}",
         )
+    text = completion.text[:-1] if terminated else completion.text
     try:
-        return json.loads(completion.text, strict=False)
+        return json.loads(text, strict=False)
     except json.JSONDecodeError as exc:
         raise BranchError(branch, f"output is not JSON ({exc}): {completion.text[:80]!r}") from None
 
