@@ -51,7 +51,8 @@ def day_plan(s, city: str, parts: list[str]):
             # "- Item:" heads: after "Item: " (trailing space) or "2. Item:" (no item 1
             # before it) this model writes a newline or repeats the list.
             b += f"- {b.item.capitalize()}:" + apar.gen("plan", max_tokens=40, stop="\n")
-    s += "\nIn short:" + apar.gen("summary", max_tokens=40, stop="\n")  # sees all branches
+    # Sees all branches; the regex keeps the model from ending the line at once (it did).
+    s += "\nIn short:" + apar.gen("summary", max_tokens=40, regex=r" [A-Z][^\n]*")
     s += apar.assistant_end()
 
 
