@@ -74,18 +74,19 @@ def generate_json(
     if expr.parallel and plan.stages and len(plan.stages[0]) > 1 and not committed:
         yield [commit_request(prefix, f"{label}:prefix")]
     bounds = {b.path: tighten(b.schema, expr.max_string_length) for b in plan.branches}
+    regexes = {b.path: open_number_regex(b) for b in plan.branches}
     values: dict[Path, Any] = {}
     metas: dict[str, dict[str, Any]] = {}
     for stage in stages:
         requests = []
         for b in stage:
             seen = [(p, values[p.path]) for p in plan.branches if levels[p.path] < levels[b.path]]
-            params = leaf_params(bounds[b.path], expr, open_number_regex(b))
+            params = leaf_params(bounds[b.path], expr, regexes[b.path])
             requests.append(Request(branch_prompt(prefix, b, seen), params, label + b.pointer))
         completions = yield requests
         for b, request, completion in zip(stage, requests, completions, strict=True):
             budget = request.params["max_new_tokens"]
-            terminated = "regex" in request.params
+            terminated = regexes[b.path] is not None
             values[b.path] = parse_leaf(b, completion, budget, bounds[b.path], terminated)
             metas[b.pointer] = completion.meta
     obj = assemble(plan, values)
